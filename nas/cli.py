@@ -1,0 +1,200 @@
+"""Command-line entry points. They parse and wire only; the engine is callable without them.
+
+Every user error (bad config, missing data, invalid spec) becomes one line on stderr and exit
+status 2; `--verbose` or HYDRA_FULL_ERROR=1 shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from search_spaces import Arch, reference, references
+
+from .complexity import Complexity, complexity
+from .errors import USER_ERRORS, ConfigError
+
+__all__ = ["complexity_main", "load_arch", "report_user_errors", "search_main"]
+
+#: The project's Hydra configs (conf/ at the repository root).
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any:
+    """Run `main`; a user error becomes `error: <field>: <what is allowed>` and exit status 2."""
+    verbose = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        return main()
+    except USER_ERRORS as err:
+        if verbose:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def load_arch(name_or_path: str, input_size: Sequence[int] | None = None) -> tuple[str, Arch]:
+    """An Arch from a reference name, an architecture YAML file, or a genotype string."""
+    if name_or_path in references():
+        if input_size is None:
+            return name_or_path, reference(name_or_path)
+        channels, height = input_size[0], input_size[1]
+        return name_or_path, reference(name_or_path, in_channels=channels, resolution=height)
+    if "|" in name_or_path and not Path(name_or_path).exists():
+        return "genotype", Arch.from_genotype(name_or_path)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(
+            "NAME_OR_YAML",
+            f"{name_or_path!r} is neither a reference network, an architecture YAML file nor a "
+            "genotype (list the references with: nas-complexity)",
+        )
+    return path.stem, Arch.from_yaml(path)
+
+
+def _input_size(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise ConfigError("--input-size", f"{text!r} is not C,H,W with positive integers (e.g. 3,224,224)")
+    return values  # type: ignore[return-value]
+
+
+def _complexity_record(name: str, arch: Arch, result: Complexity) -> dict[str, Any]:
+    return {
+        "name": name,
+        "genotype": arch.genotype(),
+        "input_size": list(result.input_size),
+        "macs": result.macs,
+        "params": result.params,
+        "mmacs": round(result.mmacs, 3),
+        "mparams": round(result.mparams, 4),
+        "parts": dict(result.parts),
+    }
+
+
+def complexity_main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="nas-complexity",
+        description="Multiply-adds (the papers' FLOPs) and parameters of a network, counted "
+        "from its spec. Without NAME_OR_YAML: the table of all reference networks.",
+    )
+    parser.add_argument("name", nargs="?", metavar="NAME_OR_YAML",
+                        help="a reference name (see the table), an architecture YAML, or a genotype")
+    parser.add_argument("--input-size", metavar="C,H,W",
+                        help="input size (default: the spec's own; 3,224,224 for references)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        size = _input_size(args.input_size)
+        if args.name is None:
+            rows = []
+            for name in references():
+                _, arch = load_arch(name, size)
+                rows.append(_complexity_record(name, arch, complexity(arch, size)))
+        else:
+            name, arch = load_arch(args.name, size)
+            rows = [_complexity_record(name, arch, complexity(arch, size))]
+        if args.json:
+            print(json.dumps(rows[0] if args.name else rows, indent=2))
+            return
+        print(f"{'network':<26} {'input':>11} {'MMACs':>9} {'Mparams':>8}")
+        for row in rows:
+            size_text = "x".join(map(str, row["input_size"]))
+            print(f"{row['name']:<26} {size_text:>11} {row['mmacs']:>9.1f} {row['mparams']:>8.2f}")
+        if args.name:
+            print(f"genotype: {rows[0]['genotype']}")
+            parts = ", ".join(f"{part} {macs / 1e6:.2f}" for part, macs in rows[0]["parts"].items())
+            print(f"MMACs by part: {parts}")
+
+    report_user_errors(run, verbose=args.verbose)
+
+
+def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
+    """Run `task(typed_config)` as a Hydra app over `conf/`, turning user errors into one line."""
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    from .config import register_configs
+
+    verbose = "--verbose" in sys.argv
+    if verbose:
+        sys.argv.remove("--verbose")
+    register_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    def app(cfg: DictConfig) -> Any:
+        typed = OmegaConf.to_object(cfg)
+        return report_user_errors(lambda: task(typed), verbose=verbose or typed.verbose)
+
+    app()
+
+
+def _print_front(result: Any) -> None:
+    minutes, seconds = divmod(result.wall_s, 60)
+    print(
+        f"\nstudy {result.study_name}: {result.trained} trained, {result.rejected} rejected (over budget), "
+        f"{result.failed} failed, {result.pruned} pruned; {int(minutes)}m{seconds:04.1f}s on {result.device}"
+    )
+    if result.proxy_note:
+        print(f"note: {result.proxy_note}")
+    if not result.front:
+        print("no trained architecture yet")
+        return
+    print(f"\nPareto front ({len(result.front)} architectures, validation accuracy vs MACs):")
+    print(f"{'trial':>5} {'val_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
+    for c in result.front:
+        print(f"{c.trial:>5} {c.val_acc:>8.4f} {c.mmacs:>8.2f} {c.mparams:>8.3f}  {c.genotype}")
+    out = result.output_dir
+    print(f"\nwritten: {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'export'}/ ({len(result.exported)} YAML)")
+
+
+def search_main() -> None:
+    """`nas-search`: a budgeted search (Hydra app; see conf/search.yaml)."""
+    import warnings
+
+    import optuna
+
+    from .study import run_search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats, grouped TPE and metric names are marked experimental; the warnings say nothing
+    # a user can act on.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    def task(cfg: Any) -> float:
+        result = run_search(cfg)
+        _print_front(result)
+        return max((c.val_acc for c in result.front), default=0.0)
+
+    _hydra_app("search", task)
+
+
+def train_main() -> None:
+    """`nas-train ARCH.yaml [overrides]`: full training of an exported architecture."""
+    if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
+        sys.argv[1] = f"arch={sys.argv[1]}"
+    command = " ".join(["nas-train", *sys.argv[1:]])
+
+    def task(cfg: Any) -> float:
+        from .train import train_full
+
+        metrics = train_full(cfg, command=command)
+        print(
+            f"{Path(cfg.arch).name}: test accuracy {metrics['test_acc']:.4f} after {metrics['epochs']} epochs "
+            f"({metrics['mmacs']:.2f} MMACs, {metrics['mparams']:.3f} M params, {metrics['train_s']:.0f}s on "
+            f"{metrics['device']})\nwritten: {metrics['weights']}, {Path(cfg.arch).with_suffix('.metrics.json')}"
+        )
+        return float(metrics["test_acc"])
+
+    _hydra_app("search", task)

@@ -1,0 +1,238 @@
+"""Typed configuration: one dataclass per Hydra config group, registered once in the ConfigStore.
+
+The YAML files in `conf/` pick values; these schemas define fields, defaults and units, and
+`validate` checks values before anything is created on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from search_spaces import SPACES
+
+from .errors import ConfigError
+
+__all__ = [
+    "BudgetConfig",
+    "DataConfig",
+    "NasConfig",
+    "ObjectiveConfig",
+    "OnCpuConfig",
+    "ProxyConfig",
+    "SearchConfig",
+    "SpaceConfig",
+    "StorageConfig",
+    "StudyConfig",
+    "TrainConfig",
+    "register_configs",
+    "validate",
+]
+
+
+@dataclass
+class SpaceConfig:
+    name: str = MISSING  # shufflenet | mobilenext | hybrid
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # fashion_mnist | mnist | cifar10 | cifar100 | imagefolder | synthetic
+    root: Optional[str] = None  # folder with the files; null searches the dataset's default places
+    val_fraction: float = 0.1  # of the training set, held out to select architectures on
+    split_seed: int = 0  # seed of the train/validation split
+    flip: bool = True  # random horizontal flips while training (off for digits)
+    pad_crop: int = 2  # random translations of up to this many pixels while training
+    resolution: Optional[int] = None  # imagefolder: resize to this size (pixels); synthetic: size
+    channels: Optional[int] = None  # imagefolder: 1 (grey) or 3 (RGB)
+
+
+@dataclass
+class BudgetConfig:
+    mflops: float = 20.0  # millions of multiply-adds (the papers' "FLOPs") per image
+    mparams: Optional[float] = None  # optional cap on parameters, millions
+
+
+@dataclass
+class OnCpuConfig:
+    """A lighter proxy used when no GPU is found, so that a search on a laptop ends in minutes."""
+
+    max_train_images: int = 5000  # training images per candidate (drawn once per trial)
+    max_val_images: int = 1000  # validation images scored per candidate
+
+
+@dataclass
+class ProxyConfig:
+    epochs: int = 1  # training epochs per candidate
+    batch_size: int = 128
+    lr: float = 0.1  # peak learning rate (SGD, Nesterov momentum)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    schedule: str = "onecycle"  # onecycle | cosine | constant
+    warmup: float = 0.2  # fraction of steps warming up (onecycle)
+    train_fraction: float = 1.0  # of the training split used per candidate
+    max_val_images: Optional[int] = None  # cap on validation images scored (null: all)
+    eval_batch_size: int = 1024
+    device: str = "auto"  # auto (GPU when there is one) | cpu | cuda | cuda:N
+    on_cpu: Optional[OnCpuConfig] = field(default_factory=OnCpuConfig)  # null: full proxy on CPU too
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "pareto"  # pareto: (max val_acc, min MMACs) | accuracy: max val_acc
+    pruner: Optional[dict[str, Any]] = None  # accuracy only: an Optuna pruner (_target_ ...)
+
+
+@dataclass
+class SearchConfig:
+    n_trials: int = 20  # trained architectures to reach (rejected samples do not count)
+    seed: int = 0  # sampler seed; with it the same architectures are sampled again
+    worker: int = 0  # index of this worker when several share a study
+    max_rejected: int = 2000  # stop after this many over-budget samples in a row
+    max_failures: int = 10  # stop after this many failed trials in a row
+    probe_samples: int = 500  # random samples that estimate the budget's feasible share
+
+
+@dataclass
+class StudyConfig:
+    name: str = MISSING  # the study's name in its storage, and its folder under runs/
+
+
+@dataclass
+class StorageConfig:
+    kind: str = "rdb"  # rdb (SQLite, PostgreSQL: SQLAlchemy URL) | journal
+    url: Optional[str] = None  # rdb: SQLAlchemy URL; journal: redis:// URL (null: a file)
+    path: Optional[str] = None  # journal: log file (null: runs/<study.name>/journal.log)
+    heartbeat_s: int = 60  # RDB: a trial without a heartbeat for 2x this long is stale
+
+
+@dataclass
+class TrainConfig:
+    """`nas-train`: a standard recipe for training an exported architecture fully."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class NasConfig:
+    space: SpaceConfig = MISSING
+    data: DataConfig = MISSING
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    sampler: dict[str, Any] = field(default_factory=dict)  # an Optuna sampler (_target_ ...)
+    output_dir: str = MISSING  # where the study's files go (runs/<study.name>)
+    verbose: bool = False  # tracebacks instead of one-line errors
+    train: TrainConfig = field(default_factory=TrainConfig)
+    arch: Optional[str] = None  # nas-train: the architecture YAML to train
+
+
+def register_configs() -> None:
+    """Register the schemas once, so that Hydra type-checks every override against them."""
+    cs = ConfigStore.instance()
+    cs.store(name="nas_schema", node=NasConfig)
+    for group, node in (("space", SpaceConfig), ("data", DataConfig), ("proxy", ProxyConfig),
+                        ("objective", ObjectiveConfig), ("storage", StorageConfig)):
+        cs.store(group=group, name=f"{group}_schema", node=node)
+
+
+def _positive(name: str, value: float, *, integer: bool = False) -> None:
+    if value is None or not math.isfinite(value) or value <= 0 or (integer and int(value) != value):
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(name, f"{value!r} is not allowed (allowed: {kind})")
+
+
+def _fraction(name: str, value: float, *, closed: bool = True) -> None:
+    upper_ok = value <= 1.0 if closed else value < 1.0
+    if not (value > 0.0 and upper_ok):
+        raise ConfigError(name, f"{value!r} is out of range (allowed: 0 < {name.split('.')[-1]} {'<=' if closed else '<'} 1)")
+
+
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,99}")
+STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql", "mysql+pymysql")
+
+
+def validate(cfg: NasConfig, datasets: Any) -> None:
+    """Raise `ConfigError` naming the first invalid field. Writes nothing."""
+    if cfg.space.name not in SPACES:
+        raise ConfigError("space", f"unknown search space {cfg.space.name!r} (allowed: {', '.join(sorted(SPACES))})")
+    if cfg.data.name not in datasets:
+        raise ConfigError("data", f"unknown dataset {cfg.data.name!r} (allowed: {', '.join(datasets)})")
+    _fraction("data.val_fraction", cfg.data.val_fraction, closed=False)
+    if cfg.data.pad_crop < 0:
+        raise ConfigError("data.pad_crop", f"{cfg.data.pad_crop} is not allowed (allowed: >= 0)")
+    _positive("budget.mflops", cfg.budget.mflops)
+    if cfg.budget.mparams is not None:
+        _positive("budget.mparams", cfg.budget.mparams)
+    p = cfg.proxy
+    _positive("proxy.epochs", p.epochs, integer=True)
+    _positive("proxy.batch_size", p.batch_size, integer=True)
+    _positive("proxy.eval_batch_size", p.eval_batch_size, integer=True)
+    _positive("proxy.lr", p.lr)
+    _fraction("proxy.train_fraction", p.train_fraction)
+    if p.schedule not in ("onecycle", "cosine", "constant"):
+        raise ConfigError("proxy.schedule", f"{p.schedule!r} is not allowed (allowed: onecycle, cosine, constant)")
+    if not 0 <= p.warmup < 1:
+        raise ConfigError("proxy.warmup", f"{p.warmup} is out of range (allowed: 0 <= warmup < 1)")
+    if p.max_val_images is not None:
+        _positive("proxy.max_val_images", p.max_val_images, integer=True)
+    if p.on_cpu is not None:
+        _positive("proxy.on_cpu.max_train_images", p.on_cpu.max_train_images, integer=True)
+        _positive("proxy.on_cpu.max_val_images", p.on_cpu.max_val_images, integer=True)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
+        raise ConfigError("proxy.device", f"{p.device!r} is not allowed (allowed: auto, cpu, cuda, cuda:N)")
+    if cfg.objective.name not in ("pareto", "accuracy"):
+        raise ConfigError("objective", f"unknown objective {cfg.objective.name!r} (allowed: pareto, accuracy)")
+    if cfg.objective.name == "pareto" and cfg.objective.pruner:
+        raise ConfigError("objective.pruner", "Optuna's pruners are single-objective: use objective=accuracy")
+    s = cfg.search
+    _positive("search.n_trials", s.n_trials, integer=True)
+    _positive("search.max_rejected", s.max_rejected, integer=True)
+    _positive("search.max_failures", s.max_failures, integer=True)
+    if s.worker < 0:
+        raise ConfigError("search.worker", f"{s.worker} is not allowed (allowed: >= 0)")
+    if not STUDY_NAME.fullmatch(str(cfg.study.name)):
+        raise ConfigError(
+            "study.name", f"{cfg.study.name!r} is not allowed (allowed: letters, digits, '_', '-', '.', '='; up to 100)"
+        )
+    _validate_storage(cfg.storage)
+    if not cfg.sampler.get("_target_"):
+        raise ConfigError("sampler", "needs a _target_ (choose one with sampler=tpe|nsgaii|random)")
+
+
+def _validate_storage(storage: StorageConfig) -> None:
+    if storage.kind == "rdb":
+        url = storage.url or ""
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in STORAGE_SCHEMES or not url.split("://", 1)[1]:
+            raise ConfigError(
+                "storage.url",
+                f"{redact(url)!r} is not a database URL (allowed: sqlite:///PATH, "
+                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, mysql://...)",
+            )
+    elif storage.kind == "journal":
+        if storage.url and not storage.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("storage.url", f"{redact(storage.url)!r} is not a Redis URL (allowed: redis://HOST:PORT/DB)")
+    else:
+        raise ConfigError("storage.kind", f"{storage.kind!r} is not allowed (allowed: rdb, journal)")
+    _positive("storage.heartbeat_s", storage.heartbeat_s, integer=True)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

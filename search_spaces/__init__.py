@@ -1,0 +1,47 @@
+"""Blocks, architecture specs and search spaces: ShuffleNet v1 units and MobileNeXt sandglass blocks.
+
+Knows nothing of Optuna storage or training; spaces take any object with Optuna's `suggest_*`.
+"""
+
+from __future__ import annotations
+
+from .blocks import BLOCKS, Sandglass, ShuffleUnit, channel_shuffle
+from .network import Network, build_network
+from .references import reference, references
+from .spaces import SPACES, DataShape, Space, get_space, register_space
+from .spec import (
+    STAGE_TYPES,
+    Arch,
+    ArchError,
+    Head,
+    SandglassStage,
+    ShuffleStage,
+    Stage,
+    Stem,
+    make_divisible,
+)
+
+__all__ = [
+    "BLOCKS",
+    "SPACES",
+    "DataShape",
+    "Space",
+    "get_space",
+    "register_space",
+    "STAGE_TYPES",
+    "Arch",
+    "ArchError",
+    "Head",
+    "Network",
+    "Sandglass",
+    "SandglassStage",
+    "ShuffleStage",
+    "ShuffleUnit",
+    "Stage",
+    "Stem",
+    "build_network",
+    "channel_shuffle",
+    "make_divisible",
+    "reference",
+    "references",
+]

@@ -1,0 +1,185 @@
+"""Search spaces: functions from an Optuna-style trial to an `Arch`, defined by run.
+
+Parameter names are stable (`width`, `s{i}_block`, `s{i}_groups`, ...) so that studies can be
+resumed and compared. A space takes any object with `suggest_int/float/categorical`; it never
+imports Optuna, and it snaps widths so that every sample is a valid network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .references import MOBILENEXT_STAGES, SHUFFLENET_STAGE2, SMALL_INPUT
+from .spec import Arch, SandglassStage, ShuffleStage, Stage, Stem, make_divisible
+
+__all__ = ["SPACES", "DataShape", "Space", "Suggests", "get_space", "register_space"]
+
+GROUPS = (1, 2, 3, 4, 8)
+REDUCTIONS = (2, 3, 4, 6, 8)
+IDENTITY_MULTS = (0.25, 0.5, 0.75, 1.0)
+BLOCK_TYPES = ("shuffle", "sandglass")
+# Units per stage, ShuffleNet v1 layout (Table 1 uses 4, 8, 4).
+SHUFFLE_DEPTHS = ((1, 6), (1, 10), (1, 6))
+# Stem width divisible by every allowed group count, so any first stage fits it.
+STEM_CHANNELS = 24
+
+
+class Suggests(Protocol):
+    """The part of `optuna.Trial` a space uses."""
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a dataset fixes about every network: input channels, resolution, classes."""
+
+    in_channels: int
+    resolution: int
+    num_classes: int
+
+    @property
+    def small(self) -> bool:
+        return self.resolution <= SMALL_INPUT
+
+
+Space = Callable[[Suggests, DataShape], Arch]
+SPACES: dict[str, Space] = {}
+
+
+def register_space(name: str) -> Callable[[Space], Space]:
+    """Add a space to `SPACES` under `name`; a name can be registered once."""
+
+    def add(fn: Space) -> Space:
+        if name in SPACES:
+            raise ValueError(f"search space {name!r} is already registered")
+        SPACES[name] = fn
+        return fn
+
+    return add
+
+
+def get_space(name: str) -> Space:
+    if name not in SPACES:
+        raise KeyError(f"space: unknown search space {name!r} (allowed: {', '.join(sorted(SPACES))})")
+    return SPACES[name]
+
+
+# -- shared pieces -------------------------------------------------------------------------------
+
+
+def _stem(shape: DataShape, channels: int, *, act: str = "relu", pool: bool = True) -> Stem:
+    """Stride 1 and no pool for small images; at ImageNet size stride 2 (and the paper's pool)."""
+    if shape.small:
+        return Stem(channels, stride=1, pool=False, act=act)
+    return Stem(channels, stride=2, pool=pool, act=act)
+
+
+def _width_multiple(block: str, groups: int, next_groups: int) -> int:
+    """Widths a stage's output must be a multiple of: its own blocks' need (4g for ShuffleNet
+    units, 8 for sandglass blocks as in mnext.py) and the next stage's group count."""
+    own = 4 * groups if block == "shuffle" else 8
+    return math.lcm(own, next_groups)
+
+
+def _snap(value: float, multiple: int, above: int | None) -> int:
+    """`value` rounded to `multiple`; strictly above `above` when a concatenating unit needs it."""
+    width = make_divisible(value, multiple)
+    if above is not None and width <= above:
+        width = (above // multiple + 1) * multiple
+    return width
+
+
+def _suggest_shuffle(trial: Suggests, i: int) -> dict[str, Any]:
+    groups = trial.suggest_categorical(f"s{i}_groups", GROUPS)
+    # Shuffling a single group is the identity, so the switch only exists for g > 1.
+    shuffle = trial.suggest_categorical(f"s{i}_shuffle", (True, False)) if groups > 1 else True
+    return {"groups": groups, "shuffle": shuffle}
+
+
+def _suggest_sandglass(trial: Suggests, i: int) -> dict[str, Any]:
+    return {
+        "reduction": trial.suggest_categorical(f"s{i}_t", REDUCTIONS),
+        "identity_mult": trial.suggest_categorical(f"s{i}_idm", IDENTITY_MULTS),
+    }
+
+
+def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str]) -> Arch:
+    """Three stride-2 stages (ShuffleNet v1's layout) of the given block types."""
+    width = trial.suggest_float("width", 0.25, 2.0, step=0.25)
+    params = [
+        _suggest_shuffle(trial, i) if block == "shuffle" else _suggest_sandglass(trial, i)
+        for i, block in enumerate(blocks)
+    ]
+    stages: list[Stage] = []
+    channels = STEM_CHANNELS
+    for i, block in enumerate(blocks):
+        groups = params[i].get("groups", 1)
+        next_groups = params[i + 1].get("groups", 1) if i + 1 < len(blocks) else 1
+        base = SHUFFLENET_STAGE2[groups if block == "shuffle" else 3] * 2**i
+        scale = width * trial.suggest_float(f"s{i}_width", 0.5, 1.5, step=0.25)
+        low, high = SHUFFLE_DEPTHS[i]
+        depth = trial.suggest_int(f"s{i}_depth", low, high)
+        out = _snap(
+            base * scale,
+            _width_multiple(block, groups, next_groups),
+            above=channels if block == "shuffle" else None,
+        )
+        if block == "shuffle":
+            stages.append(ShuffleStage(out, depth, stride=2, **params[i]))
+        else:
+            stages.append(SandglassStage(out, depth, stride=2, **params[i]))
+        channels = out
+    return Arch(
+        stem=_stem(shape, STEM_CHANNELS),
+        stages=tuple(stages),
+        num_classes=shape.num_classes,
+        in_channels=shape.in_channels,
+        resolution=shape.resolution,
+    )
+
+
+# -- the spaces ----------------------------------------------------------------------------------
+
+
+@register_space("shufflenet")
+def shufflenet(trial: Suggests, shape: DataShape) -> Arch:
+    """ShuffleNet v1 layout: three stride-2 stages of units; per stage groups, shuffle on/off,
+    width and depth, plus an overall width scale."""
+    return _downsampling_stages(trial, shape, ["shuffle"] * 3)
+
+
+@register_space("hybrid")
+def hybrid(trial: Suggests, shape: DataShape) -> Arch:
+    """ShuffleNet v1's three-stage layout with the block type chosen per stage."""
+    blocks = [trial.suggest_categorical(f"s{i}_block", BLOCK_TYPES) for i in range(3)]
+    return _downsampling_stages(trial, shape, blocks)
+
+
+@register_space("mobilenext")
+def mobilenext(trial: Suggests, shape: DataShape) -> Arch:
+    """MobileNeXt's eight-stage layout (mnext.py); per stage reduction ratio t, identity tensor
+    multiplier, width and depth (up to one more block than the paper), plus overall width."""
+    width = trial.suggest_float("width", 0.25, 1.5, step=0.125)
+    stages = []
+    for i, (_, c, n, s) in enumerate(MOBILENEXT_STAGES):
+        params = _suggest_sandglass(trial, i)
+        scale = width * trial.suggest_float(f"s{i}_width", 0.5, 1.5, step=0.25)
+        depth = trial.suggest_int(f"s{i}_depth", 1, n + 1)
+        stages.append(SandglassStage(make_divisible(c * scale, 8), depth, stride=s, **params))
+    return Arch(
+        stem=_stem(shape, make_divisible(32 * width, 8), act="relu6", pool=False),
+        stages=tuple(stages),
+        num_classes=shape.num_classes,
+        in_channels=shape.in_channels,
+        resolution=shape.resolution,
+    )

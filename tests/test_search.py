@@ -1,0 +1,201 @@
+"""The search: budget enforcement, Pareto outputs, resume, reproducibility, data hygiene."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra.utils import instantiate
+from optuna.trial import TrialState
+from ptflops import get_model_complexity_info
+
+import nas
+import nas.study
+from nas.data import Dataset, Split, load_dataset
+from nas.errors import ConfigError, DataError
+from nas.study import run_search
+from search_spaces import Arch
+
+
+def _study(cfg) -> optuna.Study:
+    return optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+
+
+def _trained(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "admitted"]
+
+
+@pytest.fixture
+def recorded_training(monkeypatch):
+    """Every architecture that reaches the trainer, in order."""
+    seen: list[Arch] = []
+    real = nas.study.train_proxy
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.arch)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(nas.study, "train_proxy", spy)
+    return seen
+
+
+def test_budget_is_enforced_before_training(make_cfg, recorded_training) -> None:
+    cfg = make_cfg("search.n_trials=4", "budget.mflops=0.8")
+    result = run_search(cfg, progress=False)
+    study = _study(cfg)
+    trained = _trained(study)
+    rejected = [t for t in study.trials if t.user_attrs.get("status") == "rejected"]
+    assert len(trained) == 4 == result.trained
+    assert rejected, "a budget this tight must reject some samples"
+    assert result.rejected == len(rejected)
+    # Independent count (ptflops) of what the trainer saw: within budget, one per trained trial.
+    assert len(recorded_training) == 4
+    for arch in recorded_training:
+        macs, _ = get_model_complexity_info(
+            nas.build_model(arch), (arch.in_channels, arch.resolution, arch.resolution),
+            as_strings=False, print_per_layer_stat=False, backend="aten",
+        )
+        assert (macs - arch.num_classes) / 1e6 <= 0.8
+    for t in rejected:
+        assert t.user_attrs["rejected"] is True and t.user_attrs["macs"] / 1e6 > 0.8
+        assert "val_acc" not in t.user_attrs
+        # The sampler sees the violation (Optuna 5 constraints, > 0 infeasible).
+        assert t.system_attrs["constraints:mmacs_over_budget"] > 0
+    for t in trained:
+        assert t.values[1] == pytest.approx(t.user_attrs["macs"] / 1e6)
+        assert t.values[0] == t.user_attrs["val_acc"]
+        for key in ("macs", "params", "genotype", "arch_yaml", "train_s", "img_s", "device", "epochs", "val_acc"):
+            assert key in t.user_attrs
+
+
+def test_pareto_csv_is_exactly_the_nondominated_trained_trials(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=6")
+    run_search(cfg, progress=False)
+    trained = _trained(_study(cfg))
+    points = {t.number: (t.user_attrs["val_acc"], t.user_attrs["macs"]) for t in trained}
+    expected = {
+        n for n, (acc, macs) in points.items()
+        if not any(a >= acc and m <= macs and (a > acc or m < macs) for a, m in points.values())
+    }
+    with open(Path(cfg.output_dir) / "pareto.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {int(r["trial"]) for r in rows} == expected
+    assert [float(r["mmacs"]) for r in rows] == sorted(float(r["mmacs"]) for r in rows)
+    for row in rows:
+        arch = Arch.from_yaml(row["yaml"])
+        assert nas.complexity(arch).macs == points[int(row["trial"])][1]
+        assert arch.genotype() == row["genotype"]
+    assert (Path(cfg.output_dir) / "pareto.png").stat().st_size > 10_000
+    assert sorted(p.name for p in (Path(cfg.output_dir) / "export").glob("*.yaml")) == sorted(
+        f"trial_{n:04d}.yaml" for n in expected
+    )
+
+
+def test_exported_yaml_rebuilds_the_recorded_model(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=2")
+    result = run_search(cfg, progress=False)
+    attrs = {t.number: t.user_attrs for t in _study(cfg).trials}
+    for number, path in result.exported.items():
+        model = instantiate(__import__("omegaconf").OmegaConf.load(path))
+        macs, params = get_model_complexity_info(
+            model, (1, 16, 16), as_strings=False, print_per_layer_stat=False, backend="aten"
+        )
+        assert macs - model.arch.num_classes == attrs[number]["macs"]
+        assert params == attrs[number]["params"]
+
+
+def test_resume_reaches_exactly_n_trials(make_cfg) -> None:
+    first = make_cfg("search.n_trials=2")
+    run_search(first, progress=False)
+    assert len(_trained(_study(first))) == 2
+    more = make_cfg("search.n_trials=4")
+    result = run_search(more, progress=False)
+    assert result.trained == 4 and len(_trained(_study(more))) == 4
+    numbers_before = [t.number for t in _study(more).trials]
+    run_search(more, progress=False)  # already complete: nothing new
+    assert [t.number for t in _study(more).trials] == numbers_before
+
+
+def test_resume_refuses_a_different_search_under_the_same_name(make_cfg) -> None:
+    run_search(make_cfg("search.n_trials=1"), progress=False)
+    with pytest.raises(ConfigError, match="study.name"):
+        run_search(make_cfg("search.n_trials=1", "budget.mflops=0.9"), progress=False)
+
+
+def test_fixed_seed_reproduces_the_sampled_architectures(make_cfg) -> None:
+    genotypes = []
+    for name in ("a", "b"):
+        cfg = make_cfg("search.n_trials=2", "sampler=random", "search.seed=7", name=name)
+        run_search(cfg, progress=False)
+        genotypes.append([t.user_attrs["genotype"] for t in _study(cfg).trials])
+    assert genotypes[0] == genotypes[1]
+    other = make_cfg("search.n_trials=2", "sampler=random", "search.seed=8", name="c")
+    run_search(other, progress=False)
+    assert [t.user_attrs["genotype"] for t in _study(other).trials] != genotypes[0]
+
+
+class _Forbidden(Split):
+    def __getattribute__(self, name: str):
+        raise AssertionError("the search read the test split")
+
+
+def test_search_never_touches_the_test_split(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=2")
+    data = load_dataset("synthetic", resolution=16, channels=1)
+    sealed = Dataset(data.name, data.train, data.val, _Forbidden(data.test.images, data.test.labels),
+                     data.num_classes, data.mean, data.std)
+    assert run_search(cfg, dataset=sealed, progress=False).trained == 2
+
+
+def test_accuracy_objective_prunes_with_hyperband(make_cfg) -> None:
+    cfg = make_cfg("objective=accuracy", "proxy.epochs=3", "search.n_trials=8", "sampler=random",
+                   "objective.pruner.reduction_factor=2", "proxy.train_fraction=0.15")
+    result = run_search(cfg, progress=False)
+    study = _study(cfg)
+    assert len(study.directions) == 1 and study.metric_names == ["val_acc"]
+    states = [t.state for t in study.trials if t.user_attrs.get("status") == "admitted"]
+    assert len(states) == 8 == result.trained  # pruned trials were trained (partly) and count
+    assert TrialState.PRUNED in states
+
+
+def test_budget_below_every_architecture_is_refused_before_writing(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("budget.mflops=0.001")
+    with pytest.raises(ConfigError) as info:
+        run_search(cfg, progress=False)
+    assert info.value.field == "budget.mflops"
+    assert "at least" in str(info.value)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_data_says_where_it_looked(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("data=fashion_mnist", f"data.root={tmp_path / 'nothing'}")
+    with pytest.raises(DataError) as info:
+        run_search(cfg, progress=False)
+    message = str(info.value)
+    assert str(tmp_path / "nothing") in message and "apt-get install dataset-fashion-mnist" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validation_split_is_carved_from_train_and_stratified() -> None:
+    data = load_dataset("synthetic", resolution=16, channels=1, val_fraction=0.2)
+    assert len(data.val) == 240 and len(data.train) == 960  # of 1200 training images
+    per_class = [int((data.val.labels == k).sum()) for k in range(data.num_classes)]
+    assert per_class == [60, 60, 60, 60]
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir() and not Path(".data/fashion-mnist").is_dir(),
+                    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+def test_fashion_mnist_idx_files_read_as_published() -> None:
+    data = load_dataset("fashion_mnist")
+    assert len(data.train) + len(data.val) == 60_000 and len(data.test) == 10_000
+    assert data.train.images.shape[1:] == (1, 28, 28)
+    assert sorted(data.test.labels.unique().tolist()) == list(range(10))
+    # The dataset's README: the test set has 1,000 images per class.
+    assert all(int((data.test.labels == k).sum()) == 1000 for k in range(10))
+    assert math.isclose(data.mean[0], 0.286, abs_tol=0.002)  # the commonly quoted mean

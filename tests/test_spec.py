@@ -1,0 +1,151 @@
+"""One spec everywhere: YAML and genotype round trips, Hydra instantiation, validation, counting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+import nas
+from search_spaces import Arch, ArchError, Head, SandglassStage, ShuffleStage, Stem, reference, references
+
+HYBRID = Arch(
+    stem=Stem(24, stride=1),
+    stages=(
+        ShuffleStage(96, 2, groups=4, shuffle=False),
+        SandglassStage(192, 3, stride=2, reduction=4, identity_mult=0.5),
+        ShuffleStage(384, 1, groups=8),
+    ),
+    head=Head(dropout=0.1),
+    num_classes=10,
+    in_channels=1,
+    resolution=28,
+)
+
+
+@pytest.mark.parametrize("arch", [HYBRID, reference("mobilenext_0.75"), reference("shufflenet_v1_g8_0.5x")])
+def test_yaml_round_trip_is_exact(arch: Arch) -> None:
+    text = arch.to_yaml()
+    again = Arch.from_yaml(text)
+    assert again == arch
+    assert again.to_yaml() == text
+
+
+def test_yaml_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "arch.yaml"
+    path.write_text(HYBRID.to_yaml())
+    assert Arch.from_yaml(path) == HYBRID
+    assert Arch.from_yaml(str(path)) == HYBRID
+
+
+def test_hydra_instantiate_returns_the_same_model() -> None:
+    cfg = OmegaConf.create(yaml.safe_load(HYBRID.to_yaml()))
+    model = instantiate(cfg)
+    assert isinstance(model, nas.Network)
+    assert model.arch == HYBRID
+    reference_model = nas.build_model(HYBRID)
+    model.load_state_dict(reference_model.state_dict())  # same parameter names and shapes
+    model.eval(), reference_model.eval()
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(model(x), reference_model(x))
+
+
+@pytest.mark.parametrize("arch", [HYBRID, *(reference(n) for n in references()[::4])])
+def test_genotype_round_trip(arch: Arch) -> None:
+    assert Arch.from_genotype(arch.genotype()) == arch
+
+
+def test_genotype_reads_like_the_spec() -> None:
+    assert HYBRID.genotype() == (
+        "in_c1_r28_k10|stem_c24_s1_p0_relu|shuf_c96_n2_s2_g4_x0|sg_c192_n3_s2_t4_m0.5_k1|"
+        "shuf_c384_n1_s2_g8_x1|head_d0.1"
+    )
+
+
+def test_hand_counted_macs_of_a_tiny_network() -> None:
+    arch = Arch(stem=Stem(8), stages=(ShuffleStage(32, 1, groups=2),), num_classes=10, in_channels=1, resolution=8)
+    stem = 8 * 1 * 9 * 8 * 8  # 3x3 conv, 1 -> 8 channels, 8x8 output
+    compress = 8 * 8 * 8 * 8  # first unit: ungrouped 1x1, 8 -> bottleneck 32/4 = 8, at 8x8
+    depthwise = 8 * 9 * 4 * 4  # 3x3 depthwise, stride 2 -> 4x4
+    expand = 24 * (8 // 2) * 4 * 4  # grouped 1x1 (g=2), 8 -> 32 - 8 = 24 channels
+    head = 32 * 10
+    assert nas.complexity(arch).macs == stem + compress + depthwise + expand + head
+    params = (8 * 9 + 16) + (8 * 8 + 16) + (8 * 9 + 16) + (24 * 4 + 48) + (320 + 10)
+    assert nas.complexity(arch).params == params
+    assert sum(p.numel() for p in nas.build_model(arch).parameters()) == params
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"stages": (ShuffleStage(96, 2, groups=4), ShuffleStage(96, 1, groups=4))}, "stages[1].out_channels"),
+        ({"stages": (ShuffleStage(96, 1, stride=1, groups=4),)}, "stages[0].stride"),
+        ({"stages": (SandglassStage(100, 1), ShuffleStage(192, 1, groups=8))}, "stages[1].groups"),
+        ({"stages": (ShuffleStage(120, 1, groups=5),)}, "stages[0].out_channels"),  # 120 - 24 stem
+        ({"stages": (ShuffleStage(48, 1, groups=4), ShuffleStage(120, 1, groups=5))}, "stages[1].groups"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"stages": ()}, "stages"),
+    ],
+)
+def test_invalid_specs_name_the_field(change: dict, field: str) -> None:
+    with pytest.raises(ArchError) as info:
+        HYBRID.replace(**change)
+    assert info.value.field == field
+    assert str(info.value).startswith(field + ":")
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda d: d["stages"][0].update(groups=5), "stages[0].out_channels"),
+        (lambda d: d["stages"][1].update(block="inverted"), "stages[1].block"),
+        (lambda d: d["stages"][1].update(reducton=4), "stages[1].reducton"),
+        (lambda d: d["stem"].update(stride=3), "stem.stride"),
+        (lambda d: d["stages"][1].update(identity_mult=1.5), "stages[1].identity_mult"),
+        (lambda d: d.update(_target_="os.system"), "_target_"),
+        (lambda d: d["head"].update(dropout="high"), "head.dropout"),
+    ],
+)
+def test_invalid_yaml_names_the_field(edit, field: str) -> None:
+    data = yaml.safe_load(HYBRID.to_yaml())
+    edit(data)
+    with pytest.raises(ArchError) as info:
+        Arch.from_yaml(yaml.safe_dump(data))
+    assert info.value.field == field
+
+
+def test_unsafe_yaml_tags_are_refused() -> None:
+    with pytest.raises(ArchError, match="not valid YAML"):
+        Arch.from_yaml("!!python/object/apply:os.system ['echo hi']\n")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from nas.cli import complexity_main; sys.argv[0] = 'nas-complexity'; complexity_main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+
+
+def test_complexity_cli_json_for_reference_and_yaml(tmp_path: Path) -> None:
+    done = _cli("shufflenet_v1_g3_1.0x", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["mmacs"] == pytest.approx(137.5, abs=0.05)
+    assert record["params"] > 1_800_000
+    path = tmp_path / "g3.yaml"
+    path.write_text(reference("shufflenet_v1_g3_1.0x").to_yaml())
+    from_yaml = json.loads(_cli(str(path), "--json").stdout)
+    assert (from_yaml["macs"], from_yaml["params"]) == (record["macs"], record["params"])
+
+
+def test_complexity_cli_bad_input_is_one_line_and_status_2() -> None:
+    done = _cli("no_such_network")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert done.stderr.startswith("error: NAME_OR_YAML:")
+    assert _cli("mobilenext_1.0", "--input-size", "3,224").returncode == 2
