@@ -17,7 +17,7 @@ from typing import Any
 from search_spaces import Arch, reference, references
 
 from .complexity import Complexity, complexity
-from .errors import USER_ERRORS, ConfigError
+from .errors import USER_ERRORS, ConfigError, SearchAborted
 
 __all__ = ["complexity_main", "load_arch", "report_user_errors", "search_main"]
 
@@ -26,7 +26,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any:
-    """Run `main`; a user error becomes `error: <field>: <what is allowed>` and exit status 2."""
+    """Run `main`; a user error becomes `error: <field>: <what is allowed>` and exit status 2,
+    a search that gave up (too many failed trials) one line and status 1."""
     verbose = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         return main()
@@ -35,6 +36,24 @@ def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SearchAborted as err:
+        if verbose:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler's stop, `kill`) ends the current trial like Ctrl-C does."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def load_arch(name_or_path: str, input_size: Sequence[int] | None = None) -> tuple[str, Arch]:
@@ -120,6 +139,42 @@ def complexity_main(argv: Sequence[str] | None = None) -> None:
     report_user_errors(run, verbose=args.verbose)
 
 
+# Hydra's own flags: with any of them Hydra handles the command line itself (help, multirun, ...).
+HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "--resolve", "-i", "--info",
+               "--version", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
+               "-cd", "--config-dir", "-p", "--package", "--experimental-rerun")
+
+
+def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
+    """Compose the config as Hydra will and turn a composition error (unknown choice or key, a
+    value of the wrong type) into one line and exit status 2, before Hydra prints its own."""
+    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args) or verbose:
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
+    except MissingConfigException as err:
+        group, _, choice = str(err.missing_cfg_file).rpartition("/")
+        options = [o for o in (err.options or []) if not o.endswith("_schema")]
+        message = f"{group or 'config'}: {choice!r} is not available (allowed: {', '.join(options)})"
+    except (HydraException, OmegaConfBaseException) as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), "")
+        text = lines[0] if lines else type(err).__name__
+        message = f"{key}: {text}" if key else f"overrides: {text}"
+    else:
+        return
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     """Run `task(typed_config)` as a Hydra app over `conf/`, turning user errors into one line."""
     import hydra
@@ -131,6 +186,8 @@ def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     if verbose:
         sys.argv.remove("--verbose")
     register_configs()
+    _terminate_as_interrupt()
+    _check_overrides(config_name, sys.argv[1:], verbose or os.environ.get("HYDRA_FULL_ERROR") == "1")
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def app(cfg: DictConfig) -> Any:
@@ -167,7 +224,9 @@ def search_main() -> None:
 
     from .study import run_search
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Failed trials are logged by the search with their reason (and kept in the study); Optuna's
+    # own report of them adds a traceback per trial.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Heartbeats, grouped TPE and metric names are marked experimental; the warnings say nothing
     # a user can act on.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -218,6 +218,8 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
 def _validate_storage(storage: StorageConfig) -> None:
     if storage.kind == "rdb":
         url = storage.url or ""
+        if url in ("", "???"):
+            raise ConfigError("storage.url", "is required (e.g. storage.url=postgresql://USER:PASSWORD@HOST:5432/DB)")
         scheme = url.split("://", 1)[0] if "://" in url else ""
         if scheme not in STORAGE_SCHEMES or not url.split("://", 1)[1]:
             raise ConfigError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from search_spaces import ArchError
 
-__all__ = ["ArchError", "ConfigError", "DataError", "USER_ERRORS"]
+__all__ = ["ArchError", "ConfigError", "DataError", "SearchAborted", "USER_ERRORS"]
 
 
 class ConfigError(ValueError):
@@ -17,6 +17,10 @@ class ConfigError(ValueError):
 
 class DataError(RuntimeError):
     """A dataset cannot be found or read; the message says where it looked and what to do."""
+
+
+class SearchAborted(RuntimeError):
+    """The search stopped itself: too many failed trials in a row. The study is kept."""
 
 
 #: What the command-line entry points report in one line (exit status 2) instead of a traceback.

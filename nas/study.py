@@ -25,7 +25,7 @@ from search_spaces import Arch, DataShape, Space, get_space, reference
 from .complexity import Complexity, complexity
 from .config import NasConfig, redact, validate
 from .data import DATASETS, Dataset, Split, load_dataset
-from .errors import ConfigError
+from .errors import ConfigError, SearchAborted
 from .export import export_front
 from .model import build_model
 from .pareto import Candidate, atomic_write, candidates, hypervolume, pareto_front, plot_front, write_front_csv
@@ -97,8 +97,14 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
             grace_period=2 * storage.heartbeat_s,
             engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
         )
+    except ImportError as err:
+        raise ConfigError(
+            "storage.url", f"cannot open {redact(url)}: its database driver is not installed ({err.name or err}); "
+            "for PostgreSQL: pip install 'budget-nas[postgres]'"
+        ) from None
     except Exception as err:  # SQLAlchemy's errors carry the URL, password included
-        raise ConfigError("storage.url", f"cannot open {redact(url)}: {type(err).__name__}") from None
+        reason = redact(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise ConfigError("storage.url", f"cannot open {redact(url)}: {reason}") from None
     if url.startswith("sqlite"):
         _sqlite_wal(rdb)
     return rdb
@@ -322,6 +328,9 @@ class _Objective:
         except Exception as err:
             trial.set_user_attr("failure", f"{type(err).__name__}: {err}"[:500])
             raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("failure", "interrupted")
+            raise
         finally:
             del model
             if self.device.type == "cuda":
@@ -385,7 +394,14 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
     if note:
         log.warning(note)
     objective = _Objective(cfg, study, space, data, val, settings, device)
-    _optimize(cfg, study, objective, progress)
+    try:
+        _optimize(cfg, study, objective, progress)
+    except KeyboardInterrupt:
+        # Optuna has marked the current trial failed; what was trained so far is written out.
+        write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape)
+        log.warning("interrupted: %d of %d architectures trained; run the same command to resume",
+                    _counts(study)["trained"], cfg.search.n_trials)
+        raise
     result = write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape)
     counts = _counts(study)
     return SearchResult(
@@ -411,6 +427,7 @@ def _record_run(cfg: NasConfig) -> None:
 
 
 def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progress: bool) -> None:
+    """Run trials one by one until the study holds `n_trials` trained architectures."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -420,19 +437,31 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
     bar = tqdm(total=n_trials, initial=min(counts["trained"], n_trials), unit="arch", disable=not progress,
                desc=cfg.study.name, dynamic_ncols=True)
     best = max((c.val_acc for c in candidates(study.get_trials(deepcopy=False))), default=0.0)
+    waiting_since = None
     with bar, logging_redirect_tqdm():
-        while counts["trained"] + counts["running"] < n_trials:
+        while counts["trained"] < n_trials:
+            if counts["trained"] + counts["running"] >= n_trials:
+                # Other workers hold the last slots. A killed worker's trial is failed once its
+                # heartbeat lapses (RDB storages), which frees its slot for us.
+                waiting_since = waiting_since or time.monotonic()
+                if int(time.monotonic() - waiting_since) % 60 == 59:
+                    log.info("waiting for %d running trial(s) of other workers", counts["running"])
+                optuna.storages.fail_stale_trials(study)
+                time.sleep(1.0)
+                counts = _counts(study)
+                continue
+            waiting_since = None
             try:
                 study.optimize(objective, n_trials=1, gc_after_trial=False)
             except Withdrawn as err:
                 log.info("trial withdrawn: %s", err)
-            except Exception as err:  # the trial is recorded as failed with its reason; go on
+            except Exception as err:  # recorded as failed, with the reason, by the objective
                 failures_in_row += 1
                 log.warning("trial failed (%d in a row): %s: %s", failures_in_row, type(err).__name__, err)
                 if failures_in_row >= cfg.search.max_failures:
-                    raise RuntimeError(
-                        f"{failures_in_row} trials failed in a row (search.max_failures); the last: "
-                        f"{type(err).__name__}: {err}"
+                    raise SearchAborted(
+                        f"{failures_in_row} trials failed in a row (search.max_failures={cfg.search.max_failures}); "
+                        f"the last: {type(err).__name__}: {err}. The study is kept; fix the cause and re-run to resume."
                     ) from err
             else:
                 last = objective.last
@@ -453,9 +482,6 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
             bar.n = min(counts["trained"], n_trials)
             bar.set_postfix(best=f"{best:.4f}", rejected=counts["rejected"], failed=counts["failed"], refresh=False)
             bar.refresh()
-        # Workers that stopped early wait for the others' last trials before writing outputs.
-        while _counts(study)["running"] > 0 and _counts(study)["trained"] < n_trials:
-            time.sleep(1.0)
 
 
 def write_outputs(study: optuna.Study, output_dir: Path, *, budget_mflops: float,

@@ -365,16 +365,21 @@ class Arch:
             and len(text) < 1024
             and (text.endswith((".yaml", ".yml")) or Path(text).is_file())
         )
+        source = ""
         if is_path:
             path = Path(text_or_path)
+            source = f"{path}: "
             try:
                 text = path.read_text(encoding="utf-8")
-            except OSError as err:
-                raise ArchError("", f"cannot read architecture file {path}: {err.strerror}") from None
+            except (OSError, UnicodeDecodeError) as err:
+                raise ArchError("", f"cannot read architecture file {path}: {getattr(err, 'strerror', None) or err}") from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ArchError("", f"not valid YAML: {err}") from None
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise ArchError("", f"{source}not valid YAML: {problem}{where}") from None
         return cls.from_dict(data)
 
     # -- genotype ------------------------------------------------------------------------------

@@ -1,0 +1,256 @@
+"""Faults and bad input: one clear line for mistakes, failed trials recorded and skipped, killed
+and interrupted workers resumed to exactly n_trials, untrusted files refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import nas.proxy
+import nas.study
+from nas.config import redact
+from nas.errors import ConfigError, SearchAborted
+from nas.study import run_search
+from search_spaces import Arch, reference
+
+from .conftest import FAST
+
+SEARCH = "import sys; from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()"
+TRAIN = "import sys; from nas.cli import train_main; sys.argv[0] = 'nas-train'; train_main()"
+
+
+def _run(code: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          check=False, timeout=300, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+
+
+def _study(cfg) -> optuna.Study:
+    return optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+
+
+def _trained_numbers(study: optuna.Study) -> list[int]:
+    return [t.number for t in study.trials
+            if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "admitted"]
+
+
+# -- bad configuration ----------------------------------------------------------------------------
+
+BAD_SEARCH_INPUT = [
+    (["space=foo"], "error: space: 'foo' is not available (allowed: hybrid, mobilenext, shufflenet)"),
+    (["data=foo"], "error: data: 'foo' is not available"),
+    (["budget.mflops=0.001"], "error: budget.mflops: no architecture fits"),
+    (["proxy.epochs=-1"], "error: proxy.epochs: -1 is not allowed"),
+    (["proxy.epoch=2"], "error: proxy.epoch: Key 'epoch' not in 'ProxyConfig'"),
+    (["budget.mflops=lots"], "error: budget.mflops: Value 'lots' of type 'str' could not be converted"),
+    (["data=fashion_mnist", "data.root=missing-folder"], "error: data.root: Fashion-MNIST not found (looked in missing-folder"),
+    (["storage.url=sqlite//no-scheme.db"], "error: storage.url: 'sqlite//no-scheme.db' is not a database URL"),
+    (["storage=postgres"], "error: storage.url: is required"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_SEARCH_INPUT, ids=[" ".join(a) for a, _ in BAD_SEARCH_INPUT])
+def test_bad_search_input_is_one_line_status_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    done = _run(SEARCH, ["data=synthetic", "study.name=bad", *args], tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(message), done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
+    done = _run(SEARCH, ["data=synthetic", "proxy.epochs=0", "--verbose"], tmp_path)
+    assert done.returncode != 0 and "Traceback" in done.stderr and "proxy.epochs" in done.stderr
+
+
+def test_bad_input_leaves_an_existing_study_unchanged(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=1")
+    run_search(cfg, progress=False)
+    out = Path(cfg.output_dir)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file() and "study.db" not in p.name)
+    trials_before = len(_study(cfg).trials)
+    with pytest.raises(ConfigError, match="proxy.lr"):
+        run_search(make_cfg("search.n_trials=5", "proxy.lr=-0.1"), progress=False)
+    assert len(_study(cfg).trials) == trials_before
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file() and "study.db" not in p.name)
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("stem: {channels: 24\n", "not valid YAML: expected ',' or '}'"),
+        (reference("shufflenet_v1_g3_1.0x").to_yaml().replace("groups: 3", "groups: 7", 1),
+         "stages[0].out_channels: 240 does not suit groups=7"),
+        (reference("mobilenext_0.5").to_yaml().replace("search_spaces.build_network", "os.system"),
+         "_target_: 'os.system' is not allowed"),
+    ],
+)
+def test_bad_architecture_files_are_one_line_status_2(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "arch.yaml"
+    path.write_text(content)
+    for code, args in ((TRAIN, [str(path), "data=synthetic"]),
+                       ("from nas.cli import complexity_main; complexity_main()", [str(path)])):
+        done = _run(code, args, tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and message in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.yaml"]
+
+
+def test_passwords_in_storage_urls_are_never_shown(tmp_path: Path) -> None:
+    url = "postgresql://nas:hunter2secret@127.0.0.1:9/nas"
+    done = _run(SEARCH, ["data=synthetic", f"storage.url={url}", "storage=postgres"], tmp_path)
+    assert done.returncode == 2 and "storage.url" in done.stderr
+    assert "hunter2secret" not in done.stderr + done.stdout
+    assert redact(url) == "postgresql://nas:***@127.0.0.1:9/nas"
+
+
+# -- failing trials -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def faulty_models(monkeypatch):
+    """Make chosen calls of build_model return a broken network: `faults[i]` says how."""
+    faults: dict[int, str] = {}
+    calls = {"n": 0}
+    real = nas.study.build_model
+
+    class OutOfMemory(torch.nn.Module):
+        def forward(self, x):  # what a CUDA allocation failure raises; simulated on the CPU
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def build(arch):
+        kind = faults.get(calls["n"])
+        calls["n"] += 1
+        model = real(arch)
+        if kind == "nan":
+            torch.nn.init.constant_(model.classifier.bias, float("nan"))
+        elif kind == "oom":
+            model.stages.append(OutOfMemory())
+        elif kind == "error":
+            model.stages.append(torch.nn.Flatten())  # shape error in the classifier
+        return model
+
+    monkeypatch.setattr(nas.study, "build_model", build)
+    return faults
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(make_cfg, faulty_models) -> None:
+    faulty_models.update({0: "nan", 2: "oom", 3: "error"})
+    cfg = make_cfg("search.n_trials=3")
+    result = run_search(cfg, progress=False)
+    study = _study(cfg)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    reasons = [t.user_attrs["failure"] for t in failed]
+    assert len(reasons) == 3
+    assert reasons[0].startswith("TrainingDiverged: training loss became nan")
+    assert reasons[1].startswith("OutOfMemoryError: CUDA out of memory")
+    assert reasons[2].startswith("RuntimeError")
+    assert len(_trained_numbers(study)) == 3 == result.trained and result.failed == 3
+
+
+def test_a_study_where_every_trial_fails_stops(make_cfg, faulty_models) -> None:
+    faulty_models.update({i: "nan" for i in range(100)})
+    cfg = make_cfg("search.n_trials=3", "search.max_failures=4")
+    with pytest.raises(SearchAborted, match="4 trials failed in a row .* TrainingDiverged"):
+        run_search(cfg, progress=False)
+    assert sum(t.state == TrialState.FAIL for t in _study(cfg).trials) == 4
+
+
+def test_an_exception_in_the_data_code_fails_only_that_trial(make_cfg, monkeypatch) -> None:
+    real, calls = nas.proxy._augment, {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("corrupt batch")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nas.proxy, "_augment", flaky)
+    cfg = make_cfg("search.n_trials=2")
+    assert run_search(cfg, progress=False).trained == 2
+    assert [t.user_attrs["failure"] for t in _study(cfg).trials if t.state == TrialState.FAIL] == [
+        "ValueError: corrupt batch"
+    ]
+
+
+# -- interrupted and killed workers ----------------------------------------------------------------
+
+
+def _start_worker(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
+         "storage.heartbeat_s=1", *args],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )
+
+
+def _wait_for_training(tmp_path: Path, worker: subprocess.Popen[str]) -> int:
+    """The number of the trial the worker is training, once it has trained for a moment."""
+    url = f"sqlite:///{tmp_path / 'runs' / 'w' / 'study.db'}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, worker.communicate()
+        try:
+            study = optuna.load_study(study_name="w", storage=url)
+            running = [t for t in study.trials if t.state == TrialState.RUNNING
+                       and t.user_attrs.get("status") == "admitted"]
+        except Exception:  # not created yet
+            running = []
+        if running:
+            time.sleep(1.0)
+            return running[0].number
+        time.sleep(0.2)
+    raise AssertionError("the worker never started training")
+
+
+def test_killed_worker_trial_goes_stale_and_resume_reaches_exactly_n(tmp_path: Path, make_cfg) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=3", "proxy.epochs=30")
+    killed = _wait_for_training(tmp_path, worker)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    cfg = make_cfg("search.n_trials=3", "storage.heartbeat_s=1", name="w")
+    result = run_search(cfg, progress=False)
+    study = _study(cfg)
+    states = {t.number: t.state for t in study.trials}
+    assert states[killed] == TrialState.FAIL  # failed by the heartbeat check, not left running
+    trained = _trained_numbers(study)
+    assert len(trained) == 3 == result.trained and len(set(trained)) == 3 and killed not in trained
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    rows = (Path(cfg.output_dir) / "pareto.csv").read_text().splitlines()
+    assert rows[0] == "trial,genotype,val_acc,mmacs,mparams,yaml" and len(rows) >= 2
+
+
+def test_ctrl_c_ends_the_trial_cleanly_and_resume_completes(tmp_path: Path, make_cfg) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=2", "proxy.epochs=30")
+    interrupted = _wait_for_training(tmp_path, worker)
+    worker.send_signal(signal.SIGINT)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 130 and stderr.rstrip().endswith("interrupted"), stderr
+    assert "Traceback" not in stderr
+    cfg = make_cfg("search.n_trials=2", "storage.heartbeat_s=1", name="w")
+    study = _study(cfg)
+    trial = study.trials[interrupted]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["failure"] == "interrupted"
+    assert run_search(cfg, progress=False).trained == 2
+
+
+# -- untrusted files --------------------------------------------------------------------------------
+
+
+def test_arch_yaml_cannot_name_another_target_or_python_objects() -> None:
+    good = reference("mobilenext_0.35").to_yaml()
+    for text in (good.replace("search_spaces.build_network", "subprocess.call"),
+                 "!!python/object/new:os.system [echo owned]\n",
+                 "_target_: !!python/name:os.system\nstem: {channels: 8}\nstages: []\n"):
+        with pytest.raises(nas.ArchError):
+            Arch.from_yaml(text)
