@@ -19,7 +19,8 @@ from search_spaces import Arch, reference, references
 from .complexity import Complexity, complexity
 from .errors import USER_ERRORS, ConfigError, SearchAborted
 
-__all__ = ["complexity_main", "load_arch", "report_user_errors", "search_main"]
+__all__ = ["complexity_main", "dashboard_main", "export_main", "load_arch", "report_main", "report_user_errors",
+           "search_main", "train_main"]
 
 #: The project's Hydra configs (conf/ at the repository root).
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -191,6 +192,7 @@ def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def app(cfg: DictConfig) -> Any:
+        _quiet_optuna()  # again here: launchers may run the job in another process
         typed = OmegaConf.to_object(cfg)
         return report_user_errors(lambda: task(typed), verbose=verbose or typed.verbose)
 
@@ -218,32 +220,31 @@ def _print_front(result: Any) -> None:
 
 def search_main() -> None:
     """`nas-search`: a budgeted search (Hydra app; see conf/search.yaml)."""
-    import warnings
-
-    import optuna
-
     from .study import run_search
 
-    # Failed trials are logged by the search with their reason (and kept in the study); Optuna's
-    # own report of them adds a traceback per trial.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # Heartbeats, grouped TPE and metric names are marked experimental; the warnings say nothing
-    # a user can act on.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    _quiet_optuna()
 
     def task(cfg: Any) -> float:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
         result = run_search(cfg)
         _print_front(result)
-        return max((c.val_acc for c in result.front), default=0.0)
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            from .multirun import write_job_summary
+
+            write_job_summary(result, cfg, Path(hydra_cfg.runtime.output_dir))
+        return result.hypervolume
 
     _hydra_app("search", task)
 
 
 def train_main() -> None:
     """`nas-train ARCH.yaml [overrides]`: full training of an exported architecture."""
+    command = " ".join(["nas-train", *sys.argv[1:]])
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
         sys.argv[1] = f"arch={sys.argv[1]}"
-    command = " ".join(["nas-train", *sys.argv[1:]])
 
     def task(cfg: Any) -> float:
         from .train import train_full
@@ -255,5 +256,79 @@ def train_main() -> None:
             f"{metrics['device']})\nwritten: {metrics['weights']}, {Path(cfg.arch).with_suffix('.metrics.json')}"
         )
         return float(metrics["test_acc"])
+
+    _hydra_app("search", task)
+
+
+def _quiet_optuna() -> None:
+    import warnings
+
+    import optuna
+
+    # Failed trials are logged by the search with their reason (and kept in the study); Optuna's
+    # own report of them adds a traceback per trial.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # Heartbeats, grouped TPE, metric names and artifacts are marked experimental; the warnings
+    # say nothing a user can act on.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def report_main() -> None:
+    """`nas-report study.name=...`: the front as a table, pareto.csv/png, export/, hypervolume."""
+    _quiet_optuna()
+
+    def task(cfg: Any) -> float:
+        from .report import report_front
+
+        r = report_front(cfg)
+        c = r.counts
+        print(f"study {r.study}: {c['trained']} trained, {c['rejected']} rejected, {c['failed']} failed, "
+              f"{c['pruned']} pruned, {c['running']} running; budget {r.budget_mflops:g} MMACs")
+        print(f"{'trial':>5} {'val_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
+        for p in r.front:
+            print(f"{p.trial:>5} {p.val_acc:>8.4f} {p.mmacs:>8.2f} {p.mparams:>8.3f}  {p.genotype}")
+        print(f"hypervolume (accuracy x MACs saved, reference: 0 accuracy at the budget): {r.hypervolume:.4f}")
+        print("reference networks at this input size: " + ", ".join(f"{n} {m:.2f}" for n, m in r.references))
+        print(f"written: {r.output_dir / 'pareto.csv'}, {r.output_dir / 'pareto.png'}, {r.output_dir / 'export'}/")
+        return r.hypervolume
+
+    _hydra_app("search", task)
+
+
+def export_main() -> None:
+    """`nas-export study.name=...`: deployable folders (spec, weights, ONNX, card) for the front."""
+    _quiet_optuna()
+    command = " ".join(["nas-export", *sys.argv[1:]])
+
+    def task(cfg: Any) -> int:
+        from .report import export_models
+
+        folders = export_models(cfg, command=command)
+        for folder in folders:
+            trained = "trained" if (folder / "weights.pt").is_file() else "untrained (run nas-train first)"
+            print(f"{folder}: arch.yaml, model.onnx, metrics.json, README.md; {trained}")
+        return len(folders)
+
+    _hydra_app("search", task)
+
+
+def dashboard_main() -> None:
+    """`nas-dashboard study.name=...`: optuna-dashboard on the study's storage and artifacts."""
+    _quiet_optuna()
+
+    def task(cfg: Any) -> None:
+        try:
+            from optuna_dashboard import run_server
+        except ImportError:
+            raise ConfigError("dashboard", "optuna-dashboard is not installed: pip install 'budget-nas[dashboard]'") from None
+        from optuna.artifacts import FileSystemArtifactStore
+
+        from .report import open_finished_study
+
+        study = open_finished_study(cfg)
+        url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}/dashboard/studies/{study._study_id}"
+        print(f"study {study.study_name}: {url}  (Ctrl-C to stop)")
+        run_server(study._storage, host=cfg.dashboard.host, port=cfg.dashboard.port,
+                   artifact_store=FileSystemArtifactStore(cfg.artifact_dir))
 
     _hydra_app("search", task)

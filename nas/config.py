@@ -20,6 +20,7 @@ from .errors import ConfigError
 
 __all__ = [
     "BudgetConfig",
+    "DashboardConfig",
     "DataConfig",
     "NasConfig",
     "ObjectiveConfig",
@@ -126,6 +127,12 @@ class TrainConfig:
 
 
 @dataclass
+class DashboardConfig:
+    host: str = "127.0.0.1"  # interface optuna-dashboard listens on
+    port: int = 8080
+
+
+@dataclass
 class NasConfig:
     space: SpaceConfig = MISSING
     data: DataConfig = MISSING
@@ -137,13 +144,25 @@ class NasConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     sampler: dict[str, Any] = field(default_factory=dict)  # an Optuna sampler (_target_ ...)
     output_dir: str = MISSING  # where the study's files go (runs/<study.name>)
+    artifact_dir: str = MISSING  # Optuna artifact store (trial YAMLs, the front's CSV and plot)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     verbose: bool = False  # tracebacks instead of one-line errors
     train: TrainConfig = field(default_factory=TrainConfig)
     arch: Optional[str] = None  # nas-train: the architecture YAML to train
 
 
+def worker_seed(seed: int, worker: int) -> int:
+    """Each worker of a shared study gets its own sampler seed; otherwise workers started together
+    would propose the same architectures."""
+    return int(seed) + 1009 * int(worker)
+
+
 def register_configs() -> None:
     """Register the schemas once, so that Hydra type-checks every override against them."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("worker_seed"):
+        OmegaConf.register_new_resolver("worker_seed", worker_seed)
     cs = ConfigStore.instance()
     cs.store(name="nas_schema", node=NasConfig)
     for group, node in (("space", SpaceConfig), ("data", DataConfig), ("proxy", ProxyConfig),

@@ -1,16 +1,33 @@
-"""Export of the Pareto architectures: one YAML per architecture that rebuilds the exact network
-with `Arch.from_yaml` or `hydra.utils.instantiate`."""
+"""Export: the Pareto architectures as YAML specs, and deployable model folders (spec, weights,
+ONNX checked against onnxruntime, metrics, model card)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import logging
+import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from search_spaces import Arch
 
+from .complexity import complexity
+from .errors import ConfigError
+from .model import build_model
 from .pareto import Candidate, atomic_write
 
-__all__ = ["export_front"]
+__all__ = ["ONNX_TOLERANCE", "export_front", "export_model", "export_onnx", "load_model"]
+
+log = logging.getLogger(__name__)
+
+#: Largest absolute difference allowed between onnxruntime's and PyTorch's logits (float32).
+ONNX_TOLERANCE = 1e-4
 
 
 def export_front(front: Sequence[Candidate], folder: Path) -> dict[int, str]:
@@ -28,3 +45,124 @@ def export_front(front: Sequence[Candidate], folder: Path) -> dict[int, str]:
         if str(stale) not in paths.values():
             stale.unlink()
     return paths
+
+
+def load_model(folder: str | Path) -> torch.nn.Module:
+    """The trained network of an exported folder (`arch.yaml` + `weights.pt`), in eval mode.
+
+    Weights are read with `weights_only=True`: a weights file cannot run code.
+    """
+    folder = Path(folder)
+    arch = Arch.from_yaml(folder / "arch.yaml")
+    weights = folder / "weights.pt"
+    if not weights.is_file():
+        raise ConfigError(
+            "weights", f"{folder} has no weights.pt: train it with nas-train and export again, or use "
+            "nas.build_model(nas.Arch.from_yaml(...)) for an untrained network"
+        )
+    model = build_model(arch)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def export_onnx(model: torch.nn.Module, arch: Arch, path: Path, *, seed: int = 0) -> float:
+    """Write the model as ONNX (dynamic batch) and return the largest absolute difference between
+    onnxruntime's and PyTorch's outputs on random inputs; raises if it exceeds ONNX_TOLERANCE."""
+    import numpy as np
+    import onnxruntime
+
+    model = model.eval()
+    size = (arch.in_channels, arch.resolution, arch.resolution)
+    example = torch.randn(2, *size)
+    # The exporter and its graph optimizer narrate every pass (stdout and INFO logs); keep the
+    # terminal for our own messages.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet_loggers(
+        "onnxscript", "onnx_ir", "torch.onnx", "torch.export"
+    ):
+        warnings.simplefilter("ignore", FutureWarning)
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, input_names=["images"], output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+        )
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        staged = Path(tmp) / path.name
+        program.save(str(staged))
+        inputs = torch.randn(5, *size, generator=torch.Generator().manual_seed(seed))
+        session = onnxruntime.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {"images": inputs.numpy()})
+        with torch.no_grad():
+            expected = model(inputs).numpy()
+        diff = float(np.abs(got - expected).max())
+        if not diff <= ONNX_TOLERANCE:
+            raise RuntimeError(f"ONNX export of {arch.genotype()} differs from PyTorch by {diff:.2e}")
+        staged.replace(path)
+    return diff
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Any:
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dict[str, Any], command: str) -> None:
+    """A folder users can deploy from: arch.yaml, weights.pt (when trained), model.onnx,
+    metrics.json and README.md (the model card)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = build_model(arch)
+    if weights is not None:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write(folder / "weights.pt", buffer.getvalue())
+    else:
+        (folder / "weights.pt").unlink(missing_ok=True)
+    atomic_write(folder / "arch.yaml", arch.to_yaml())
+    diff = export_onnx(model, arch, folder / "model.onnx")
+    cost = complexity(arch)
+    record = {**metrics, "macs": cost.macs, "params": cost.params, "trained": weights is not None,
+              "onnx": {"max_abs_diff_vs_pytorch": diff, "tolerance": ONNX_TOLERANCE, "opset": "default",
+                       "input": ["batch", *[arch.in_channels, arch.resolution, arch.resolution]]}}
+    atomic_write(folder / "metrics.json", json.dumps(record, indent=2) + "\n")
+    atomic_write(folder / "README.md", _model_card(arch, record, command))
+
+
+def _model_card(arch: Arch, record: dict[str, Any], command: str) -> str:
+    full = record.get("full_training")
+    if full:
+        accuracy = (f"test accuracy **{full['test_acc']:.4f}** after {full['epochs']} epochs of full training "
+                    f"(`{full.get('command', 'nas-train')}`); proxy validation accuracy {record['val_acc_proxy']:.4f}")
+    else:
+        accuracy = (f"proxy validation accuracy {record['val_acc_proxy']:.4f}. **Not trained**: the ONNX "
+                    "file holds initial weights; train with `nas-train` and export again")
+    size = f"{arch.in_channels}x{arch.resolution}x{arch.resolution}"
+    return f"""# {record.get('study', '')} trial {record.get('trial', '')}
+
+| | |
+|---|---|
+| genotype | `{arch.genotype()}` |
+| MACs | {record['macs'] / 1e6:.3f} M multiply-adds per image |
+| parameters | {record['params'] / 1e6:.4f} M |
+| input | {size} float32 (batch dimension dynamic): pixel / 255, then (x - mean) / std with mean {record.get('normalize', {}).get('mean')}, std {record.get('normalize', {}).get('std')} |
+| classes | {arch.num_classes} |
+| data | {record.get('data', '')} |
+| accuracy | {accuracy} |
+| ONNX check | onnxruntime vs PyTorch, max abs difference {record['onnx']['max_abs_diff_vs_pytorch']:.2e} (allowed {ONNX_TOLERANCE:g}) |
+| produced by | `{command}` |
+
+Files: `arch.yaml` (the spec; `nas.Arch.from_yaml` or `hydra.utils.instantiate` rebuild the network),
+`weights.pt` (state dict, when trained), `model.onnx`, `metrics.json`.
+
+```python
+import nas
+model = nas.load_model("{'path/to/this/folder'}")   # with weights, eval mode
+```
+"""

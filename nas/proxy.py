@@ -67,10 +67,13 @@ class TrainResult:
     history: list[EpochMetrics] = field(default_factory=list)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto` is the first CUDA device when there is one, else the CPU."""
+def pick_device(name: str = "auto", worker: int = 0) -> torch.device:
+    """`auto`: a CUDA device when there is one (worker k of a shared study takes GPU k mod the
+    number of GPUs, so that workers on a multi-GPU machine spread out), else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", worker % torch.cuda.device_count())
     return torch.device(name)
 
 

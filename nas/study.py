@@ -7,6 +7,7 @@ the proxy trains the rest, and the Pareto-best are written out.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -69,6 +70,7 @@ class SearchResult:
     pruned: int
     wall_s: float
     device: str
+    hypervolume: float = 0.0
     proxy_note: str = ""
     exported: dict[int, str] = field(default_factory=dict)
 
@@ -90,21 +92,32 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
     url = str(storage.url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        rdb = optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=storage.heartbeat_s,
-            grace_period=2 * storage.heartbeat_s,
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-        )
-    except ImportError as err:
-        raise ConfigError(
-            "storage.url", f"cannot open {redact(url)}: its database driver is not installed ({err.name or err}); "
-            "for PostgreSQL: pip install 'budget-nas[postgres]'"
-        ) from None
-    except Exception as err:  # SQLAlchemy's errors carry the URL, password included
-        reason = redact(str(err).splitlines()[0] if str(err) else type(err).__name__)
-        raise ConfigError("storage.url", f"cannot open {redact(url)}: {reason}") from None
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(5):
+        try:
+            rdb = optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=storage.heartbeat_s,
+                grace_period=2 * storage.heartbeat_s,
+                # SQLite: several local workers queue for its write lock rather than fail at once.
+                engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True},
+            )
+            break
+        except IntegrityError:
+            # Workers started together on an empty database race to create Optuna's tables;
+            # the losers find them created a moment later.
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+        except ImportError as err:
+            raise ConfigError(
+                "storage.url", f"cannot open {redact(url)}: its database driver is not installed "
+                f"({err.__cause__ or err}); for PostgreSQL: pip install 'budget-nas[postgres]'"
+            ) from None
+        except Exception as err:  # SQLAlchemy's errors carry the URL, password included
+            reason = redact(str(err).splitlines()[0] if str(err) else type(err).__name__)
+            raise ConfigError("storage.url", f"cannot open {redact(url)}: {reason}") from None
     if url.startswith("sqlite"):
         _sqlite_wal(rdb)
     return rdb
@@ -288,34 +301,51 @@ def _admit(study: optuna.Study, trial: optuna.Trial, n_trials: int, wait_s: floa
 # -- the search -----------------------------------------------------------------------------------
 
 
+def sample_and_price(trial: optuna.Trial, space: Space, shape: DataShape, budget: Budget,
+                     worker: int = 0) -> tuple[Arch, Complexity]:
+    """Sample an architecture, count it, and record the count (and, when over budget, the
+    rejection) on the trial. Nothing is built."""
+    arch: Arch = space(trial, shape)
+    cost = complexity(arch)
+    for key, value in (("macs", cost.macs), ("params", cost.params), ("genotype", arch.genotype()),
+                       ("worker", worker)):
+        trial.set_user_attr(key, value)
+    # The sampler learns the feasible region from these (Optuna 5 constraints; <= 0 is feasible).
+    for key, value in budget.violations(cost).items():
+        trial.set_constraint(key, value)
+    if not budget.admits(cost):
+        trial.set_user_attr("status", "rejected")
+        trial.set_user_attr("rejected", True)
+    return arch, cost
+
+
+def rejected_values(cost: Complexity, pareto: bool) -> float | tuple[float, float]:
+    """Values told for a rejected sample. It was never trained: accuracy 0 is a placeholder that
+    its violated constraint keeps out of every front and every sampler's model."""
+    return (0.0, cost.mmacs) if pareto else 0.0
+
+
 class _Objective:
     """One trial: sample, price, reject or train. Called by `study.optimize`."""
 
     def __init__(self, cfg: NasConfig, study: optuna.Study, space: Space, data: Dataset, val: Split,
                  settings: ProxySettings, device: torch.device) -> None:
         self.cfg, self.study, self.space, self.data, self.val = cfg, study, space, data, val
+        self.artifacts = artifact_store(cfg.artifact_dir)
         self.settings, self.device = settings, device
         self.budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
         self.pareto = cfg.objective.name == "pareto"
         self.last: dict[str, Any] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        arch: Arch = self.space(trial, self.data.shape)
-        cost = complexity(arch)
-        for key, value in (("macs", cost.macs), ("params", cost.params), ("genotype", arch.genotype())):
-            trial.set_user_attr(key, value)
-        # The sampler learns the feasible region from these (Optuna 5 constraints; <= 0 is feasible).
-        for key, value in self.budget.violations(cost).items():
-            trial.set_constraint(key, value)
+        arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker)
         self.last = {"status": "rejected", "mmacs": cost.mmacs, "genotype": arch.genotype()}
         if not self.budget.admits(cost):
-            trial.set_user_attr("status", "rejected")
-            trial.set_user_attr("rejected", True)
-            # Never trained: accuracy 0 is a placeholder that the constraint makes infeasible.
-            return (0.0, cost.mmacs) if self.pareto else 0.0
+            return rejected_values(cost, self.pareto)
 
         _admit(self.study, trial, self.cfg.search.n_trials)
         trial.set_user_attr("arch_yaml", arch.to_yaml())
+        upload_text(self.artifacts, trial, f"trial_{trial.number:04d}.yaml", arch.to_yaml(), "application/yaml")
         seed = self.cfg.search.seed * 1_000_003 + trial.number
         torch.manual_seed(seed)
         model = None
@@ -357,6 +387,22 @@ class _Objective:
         return report
 
 
+def artifact_store(folder: str) -> optuna.artifacts.FileSystemArtifactStore:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(folder)
+
+
+def upload_text(store: Any, target: optuna.Trial | optuna.Study, name: str, data: str | bytes, mimetype: str) -> None:
+    """Put `data` into the artifact store as `name`, attached to a trial or the study."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=target,
+                                         mimetype=mimetype)
+
+
 def _load(cfg: NasConfig) -> Dataset:
     d = cfg.data
     return load_dataset(d.name, d.root, val_fraction=d.val_fraction, split_seed=d.split_seed,
@@ -375,7 +421,7 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
     space = get_space(cfg.space.name)
     budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
     probe = probe_budget(space, data.shape, budget, cfg.search.probe_samples, cfg.search.seed)
-    device = pick_device(cfg.proxy.device)
+    device = pick_device(cfg.proxy.device, cfg.search.worker)
     settings, max_val, note = proxy_settings(cfg, device, cfg.search.seed)
     sampler = instantiate(cfg.sampler)
     pruner = instantiate(cfg.objective.pruner) if cfg.objective.pruner else optuna.pruners.NopPruner()
@@ -383,6 +429,9 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
 
     storage = make_storage(cfg)  # the first write
     study = open_study(cfg, data.shape, storage, sampler, pruner)
+    if "data_mean" not in study.user_attrs:  # what exported models need to normalise their inputs
+        study.set_user_attr("data_mean", [round(v, 6) for v in data.mean])
+        study.set_user_attr("data_std", [round(v, 6) for v in data.std])
     _record_run(cfg)
     log.info(
         "study %s: space=%s data=%s (%s), budget %g MMACs%s; %.0f%% of random samples fit "
@@ -398,16 +447,19 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
         _optimize(cfg, study, objective, progress)
     except KeyboardInterrupt:
         # Optuna has marked the current trial failed; what was trained so far is written out.
-        write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape)
+        write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape,
+                      artifact_dir=cfg.artifact_dir)
         log.warning("interrupted: %d of %d architectures trained; run the same command to resume",
                     _counts(study)["trained"], cfg.search.n_trials)
         raise
-    result = write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape)
+    result = write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape,
+                      artifact_dir=cfg.artifact_dir)
     counts = _counts(study)
     return SearchResult(
         study_name=cfg.study.name, output_dir=Path(cfg.output_dir), front=result[0], exported=result[1],
         trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
         wall_s=time.perf_counter() - started, device=str(device), proxy_note=note,
+        hypervolume=hypervolume(result[0], budget.mflops) if result[0] else 0.0,
     )
 
 
@@ -484,15 +536,29 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
             bar.refresh()
 
 
-def write_outputs(study: optuna.Study, output_dir: Path, *, budget_mflops: float,
-                  shape: DataShape) -> tuple[list[Candidate], dict[int, str]]:
-    """pareto.csv, pareto.png and export/ for the study's current trials (atomically)."""
+def reference_points(shape: DataShape) -> list[tuple[str, float]]:
+    """(name, MMACs) of the plotted reference networks at the study's input size."""
+    return [(name, complexity(reference(name, shape.num_classes, shape.in_channels, shape.resolution)).mmacs)
+            for name in PLOT_REFERENCES]
+
+
+def write_outputs(study: optuna.Study, output_dir: Path, *, budget_mflops: float, shape: DataShape,
+                  artifact_dir: str | None = None) -> tuple[list[Candidate], dict[int, str]]:
+    """pareto.csv, pareto.png and export/ for the study's current trials (atomically); the CSV and
+    plot also go to the artifact store when they changed since the last upload."""
     front = pareto_front(candidates(study.get_trials(deepcopy=False)))
     exported = export_front(front, output_dir / "export")
     write_front_csv(front, exported, output_dir / "pareto.csv")
-    refs = [(name, complexity(reference(name, shape.num_classes, shape.in_channels, shape.resolution)).mmacs)
-            for name in PLOT_REFERENCES]
-    plot_front(study, front, output_dir / "pareto.png", budget_mmacs=budget_mflops, references=refs)
+    plot_front(study, front, output_dir / "pareto.png", budget_mmacs=budget_mflops, references=reference_points(shape))
     if front:
         study.set_user_attr("hypervolume", hypervolume(front, budget_mflops))
+    if artifact_dir is not None:
+        # What the files show: the front and the number of trials (a PNG's bytes vary run to run).
+        csv_bytes = (output_dir / "pareto.csv").read_bytes()
+        digest = hashlib.sha256(csv_bytes + str(len(study.trials)).encode()).hexdigest()
+        if study.user_attrs.get("artifacts_digest") != digest:
+            store = artifact_store(artifact_dir)
+            upload_text(store, study, "pareto.csv", csv_bytes, "text/csv")
+            upload_text(store, study, "pareto.png", (output_dir / "pareto.png").read_bytes(), "image/png")
+            study.set_user_attr("artifacts_digest", digest)
     return front, exported

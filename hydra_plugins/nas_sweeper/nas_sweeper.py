@@ -1,0 +1,31 @@
+"""The plugin class Hydra instantiates; the work happens in `nas.sweeper`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class NasSweeper(Sweeper):
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+        self.launcher: Any = None
+        self.config: DictConfig | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from nas.cli import report_user_errors
+        from nas.sweeper import run_sweep, typed
+
+        assert self.config is not None and self.launcher is not None
+        return report_user_errors(lambda: run_sweep(typed(self.settings), self.launcher, self.config, arguments))

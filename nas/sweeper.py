@@ -1,0 +1,203 @@
+"""The `hydra/sweeper=nas` engine: architecture search around a user's own Hydra training app.
+
+Each trial's architecture is sampled from a space and priced against the budget before any job
+is launched; admitted ones go to the configured Hydra launcher with the architecture in the job's
+config (`arch`, an `Arch` YAML node) and a trial handle (`nas_trial`) the job can report to and be
+pruned by. The jobs' return values are the objectives (MMACs is added as the last one with
+`pareto: true`). The plugin class in `hydra_plugins/nas_sweeper` only forwards here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from search_spaces import DataShape, get_space
+
+from .config import redact
+from .errors import ConfigError, SearchAborted
+from .study import Budget, artifact_store, sample_and_price, upload_text, write_outputs
+
+__all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "current_trial", "run_sweep"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataShapeConf:
+    in_channels: int = 3  # input channels of the user's data
+    resolution: int = 32  # input height = width, pixels
+    num_classes: int = 10
+
+
+@dataclass
+class SweepBudgetConf:
+    mflops: float = 20.0  # millions of multiply-adds per image
+    mparams: Optional[float] = None  # optional parameter cap, millions
+
+
+@dataclass
+class NasSweeperConf:
+    _target_: str = "hydra_plugins.nas_sweeper.nas_sweeper.NasSweeper"
+    _recursive_: bool = False  # the sampler and pruner stay configs: jobs rebuild the pruner too
+    space: str = "hybrid"  # shufflenet | mobilenext | hybrid
+    data_shape: DataShapeConf = field(default_factory=DataShapeConf)
+    budget: SweepBudgetConf = field(default_factory=SweepBudgetConf)
+    n_trials: int = 20  # architectures to train (pruned ones count; rejected and failed ones do not)
+    n_jobs: int = 1  # architectures handed to the launcher at once
+    objectives: list[str] = field(default_factory=lambda: ["val_acc"])  # names of the job's return values
+    directions: list[str] = field(default_factory=lambda: ["maximize"])  # one per objective
+    pareto: bool = True  # add MMACs (minimized) as the last objective
+    study_name: str = "nas-sweep"
+    storage: Optional[str] = None  # SQLAlchemy URL; null: SQLite in the sweep folder
+    sampler: dict[str, Any] = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": 0})
+    pruner: Optional[dict[str, Any]] = None  # single objective only (Optuna's pruners)
+    arch_key: str = "arch"  # where the job finds its architecture in its config
+    max_failures: int = 10  # stop after this many failed jobs in a row
+
+
+def _override_value(value: Any) -> str:
+    """A value in Hydra's override grammar (dicts, lists, quoted strings)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return repr(value)
+
+
+def _check(conf: NasSweeperConf) -> None:
+    get_space(conf.space)
+    if len(conf.objectives) != len(conf.directions) or not conf.objectives:
+        raise ConfigError("hydra.sweeper.directions", "give one direction (maximize|minimize) per objective")
+    if any(d not in ("maximize", "minimize") for d in conf.directions):
+        raise ConfigError("hydra.sweeper.directions", f"{list(conf.directions)} (allowed: maximize, minimize)")
+    if conf.pruner and (conf.pareto or len(conf.objectives) > 1):
+        raise ConfigError("hydra.sweeper.pruner", "Optuna's pruners are single-objective: set pareto=false and one objective")
+    for name in ("n_trials", "n_jobs", "max_failures"):
+        if getattr(conf, name) < 1:
+            raise ConfigError(f"hydra.sweeper.{name}", f"{getattr(conf, name)} is not allowed (allowed: >= 1)")
+
+
+def run_sweep(conf: NasSweeperConf, launcher: Any, config: DictConfig, arguments: list[str]) -> list[Sequence[JobReturn]]:
+    """Sample, price, launch and tell until `n_trials` architectures were trained by the jobs."""
+    _check(conf)
+    parser = OverridesParser.create()
+    for override in parser.parse_overrides(arguments):
+        if override.is_sweep_override():
+            raise ConfigError(override.key_or_group, "the nas sweeper samples architectures; give other values fixed")
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    storage = conf.storage or f"sqlite:///{sweep_dir / 'study.db'}"
+    directions = [*conf.directions, *(["minimize"] if conf.pareto else [])]
+    study = optuna.create_study(
+        study_name=conf.study_name, storage=storage, sampler=instantiate(conf.sampler),
+        pruner=instantiate(conf.pruner) if conf.pruner else None, directions=directions, load_if_exists=True,
+    )
+    study.set_metric_names([*conf.objectives, *(["MMACs"] if conf.pareto else [])])
+    shape = DataShape(conf.data_shape.in_channels, conf.data_shape.resolution, conf.data_shape.num_classes)
+    study.set_user_attr("input", f"{shape.in_channels}x{shape.resolution}x{shape.resolution}")
+    study.set_user_attr("num_classes", shape.num_classes)
+    study.set_user_attr("budget_mflops", float(conf.budget.mflops))
+    space = get_space(conf.space)
+    budget = Budget(conf.budget.mflops, conf.budget.mparams)
+    store = artifact_store(str(sweep_dir / "artifacts"))
+    # A rejected sample never ran: the worst value of each objective, and its real MACs.
+    worst = [-math.inf if d == "maximize" else math.inf for d in conf.directions]
+    log.info("nas sweeper: study %s in %s, space %s, budget %g MMACs", conf.study_name, redact(storage),
+             conf.space, budget.mflops)
+
+    def trained() -> int:
+        return sum(1 for t in study.get_trials(deepcopy=False)
+                   if t.user_attrs.get("status") == "admitted" and t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+
+    results, job_index, failures_in_row, rejected_in_row = [], 0, 0, 0
+    while (done := trained()) < conf.n_trials:
+        batch = []
+        while len(batch) < min(conf.n_jobs, conf.n_trials - done):
+            trial = study.ask()
+            arch, cost = sample_and_price(trial, space, shape, budget)
+            if not budget.admits(cost):
+                study.tell(trial, [*worst, cost.mmacs] if conf.pareto else worst)
+                rejected_in_row += 1
+                if rejected_in_row >= 2000:
+                    raise ConfigError("hydra.sweeper.budget.mflops", "2000 over-budget samples in a row; raise the budget")
+                continue
+            rejected_in_row = 0
+            trial.set_user_attr("status", "admitted")
+            trial.set_user_attr("arch_yaml", arch.to_yaml())
+            upload_text(store, trial, f"trial_{trial.number:04d}.yaml", arch.to_yaml(), "application/yaml")
+            handle = {"study": conf.study_name, "storage": storage, "number": trial.number,
+                      "trial_id": trial._trial_id, "pruner": conf.pruner}  # noqa: SLF001 (Trial has no public id)
+            batch.append((trial, cost, [*arguments, f"+{conf.arch_key}={_override_value(arch.to_dict())}",
+                                        f"+nas_trial={_override_value(handle)}"]))
+        returns = launcher.launch([b[2] for b in batch], initial_job_idx=job_index)
+        job_index += len(batch)
+        results.append(returns)
+        for (trial, cost, _), ret in zip(batch, returns):
+            failures_in_row = 0 if _tell(study, trial, cost, ret, conf) else failures_in_row + 1
+            if failures_in_row >= conf.max_failures:
+                raise SearchAborted(f"{failures_in_row} jobs failed in a row (hydra.sweeper.max_failures)")
+    if conf.directions[0] == "maximize":
+        write_outputs(study, sweep_dir, budget_mflops=budget.mflops, shape=shape, artifact_dir=str(sweep_dir / "artifacts"))
+    else:
+        log.info("no pareto.csv: the first objective (%s) is minimized, the front is drawn for accuracies", conf.objectives[0])
+    return results
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, cost: Any, ret: JobReturn, conf: NasSweeperConf) -> bool:
+    """Record a job's outcome; False when it failed."""
+    if ret.status == JobStatus.FAILED:
+        err = ret._return_value  # noqa: SLF001 (JobReturn keeps the job's exception here)
+        if isinstance(err, optuna.TrialPruned):
+            study.tell(trial, state=TrialState.PRUNED)
+            return True
+        trial.set_user_attr("failure", f"{type(err).__name__}: {err}"[:500])
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d failed: %s: %s", trial.number, type(err).__name__, err)
+        return False
+    value = ret.return_value
+    scores = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    if len(scores) != len(conf.objectives) or not all(math.isfinite(v) for v in scores):
+        trial.set_user_attr("failure", f"job returned {value!r}; expected {len(conf.objectives)} finite number(s)")
+        study.tell(trial, state=TrialState.FAIL)
+        return False
+    for name, v in zip(conf.objectives, scores):
+        trial.set_user_attr(name, v)
+    if conf.directions[0] == "maximize":
+        trial.set_user_attr("val_acc", scores[0])  # the front in pareto.csv is drawn on the first objective
+    study.tell(trial, [*scores, cost.mmacs] if conf.pareto else scores)
+    return True
+
+
+def current_trial(cfg: DictConfig) -> optuna.Trial | None:
+    """Inside a job launched by the nas sweeper: the Optuna trial to `report` to and ask
+    `should_prune`. None when the job was started some other way."""
+    handle = cfg.get("nas_trial") if isinstance(cfg, DictConfig) else None
+    if handle is None:
+        return None
+    pruner = instantiate(handle.pruner) if handle.get("pruner") else None
+    study = optuna.load_study(study_name=handle.study, storage=handle.storage, pruner=pruner)
+    return optuna.trial.Trial(study, int(handle.trial_id))
+
+
+def typed(conf: Any) -> NasSweeperConf:
+    """The sweeper's settings as the dataclass, from what Hydra passes the plugin."""
+    merged = OmegaConf.merge(OmegaConf.structured(NasSweeperConf), {k: v for k, v in conf.items() if k != "_recursive_"})
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]

@@ -1,0 +1,90 @@
+"""Hydra multirun and many workers on one study, with real PostgreSQL and Redis servers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.study import run_search
+
+from .conftest import FAST
+
+SEARCH = "import sys; from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()"
+
+
+def _search(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-c", SEARCH, *args], cwd=cwd, capture_output=True, text=True,
+                          check=False, timeout=900, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _check_complete(study: optuna.Study, n_trials: int, pareto_csv: Path) -> list[optuna.trial.FrozenTrial]:
+    """Exactly n trained trials, none running, and pareto.csv equal to their non-dominated set."""
+    trained = [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "admitted"]
+    assert len(trained) == n_trials
+    assert len({t.number for t in trained}) == n_trials
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    points = {t.number: (t.user_attrs["val_acc"], t.user_attrs["macs"]) for t in trained}
+    front = {n for n, (a, m) in points.items()
+             if not any(a2 >= a and m2 <= m and (a2 > a or m2 < m) for a2, m2 in points.values())}
+    with open(pareto_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert {int(r["trial"]) for r in rows} == front
+    for r in rows:
+        acc, macs = points[int(r["trial"])]
+        assert float(r["val_acc"]) == pytest.approx(acc, abs=5e-5)
+        assert float(r["mmacs"]) == pytest.approx(macs / 1e6, abs=5e-4)
+    return trained
+
+
+def test_four_workers_on_postgres_train_exactly_n(tmp_path: Path, postgres_url: str) -> None:
+    out = tmp_path / "runs" / "pg"
+    _search("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "search.worker=0,1,2,3",
+            *FAST, "search.n_trials=12", "storage=postgres", f"storage.url={postgres_url}",
+            "study.name=pg", f"output_dir={out}", cwd=tmp_path)
+    study = optuna.load_study(study_name="pg", storage=postgres_url)
+    trained = _check_complete(study, 12, out / "pareto.csv")
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 4  # every worker sampled
+    assert len({t.user_attrs["worker"] for t in trained}) >= 2  # and the training was shared
+    assert sorted(p.name for p in out.glob("config-worker*.yaml")) == [f"config-worker{i}.yaml" for i in range(4)]
+
+
+def test_multirun_over_two_budgets_gives_two_studies_each_within_its_budget(tmp_path: Path) -> None:
+    done = _search("-m", *FAST, "budget.mflops=0.6,1.2", "search.n_trials=2", cwd=tmp_path)
+    for budget in (0.6, 1.2):
+        name = f"hybrid-synthetic-{budget}M"
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'runs' / name / 'study.db'}")
+        trained = _check_complete(study, 2, tmp_path / "runs" / name / "pareto.csv")
+        assert all(t.user_attrs["macs"] <= budget * 1e6 for t in trained)
+        assert study.user_attrs["budget_mflops"] == budget
+    (summary,) = (tmp_path / "runs" / "multirun").glob("*/summary.md")
+    text = summary.read_text()
+    assert "| hybrid-synthetic-0.6M | hybrid | 0.6 | 2 |" in text and "| hybrid-synthetic-1.2M | hybrid | 1.2 | 2 |" in text
+    assert "summary.md" in done.stdout
+
+
+def test_two_workers_on_a_journal_file(tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "j"
+    _search("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "search.worker=0,1", *FAST,
+            "search.n_trials=4", "storage=journal", "study.name=j", f"output_dir={out}", cwd=tmp_path)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(out / "journal.log")))
+    _check_complete(optuna.load_study(study_name="j", storage=storage), 4, out / "pareto.csv")
+
+
+def test_journal_on_redis(make_cfg, redis_url: str) -> None:
+    cfg = make_cfg("search.n_trials=2", "storage=journal", f"storage.url={redis_url}", name="r")
+    assert run_search(cfg, progress=False).trained == 2
+    from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+    study = optuna.load_study(study_name="r", storage=JournalStorage(JournalRedisBackend(redis_url)))
+    _check_complete(study, 2, Path(cfg.output_dir) / "pareto.csv")

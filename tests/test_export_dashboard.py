@@ -1,0 +1,160 @@
+"""Exported models (ONNX vs onnxruntime, weights, model folders) and the dashboard over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+import nas
+from nas.export import ONNX_TOLERANCE, export_onnx
+from nas.study import run_search
+from search_spaces import Arch, Head, SandglassStage, ShuffleStage, Stem
+
+SHUFFLE = Arch(stem=Stem(24), stages=(ShuffleStage(96, 2, groups=3, shuffle=True), ShuffleStage(192, 2, groups=8)),
+               num_classes=10, in_channels=1, resolution=28)
+SANDGLASS = Arch(stem=Stem(16, act="relu6"), stages=(SandglassStage(32, 2, stride=2, reduction=4, identity_mult=0.5),
+                 SandglassStage(64, 3, stride=2, reduction=2, identity_mult=0.75, keep_3x3=False)),
+                 head=Head(dropout=0.2), num_classes=10, in_channels=3, resolution=32)
+
+
+@pytest.mark.parametrize("arch", [SHUFFLE, SANDGLASS], ids=["shuffle_g3_g8", "sandglass_m0.5_m0.75"])
+def test_onnx_export_matches_pytorch_in_onnxruntime(arch: Arch, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nas.build_model(arch).eval()
+    # Non-trivial BatchNorm statistics, so that the export of eval-mode BN is exercised too.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    path = tmp_path / "model.onnx"
+    export_onnx(model, arch, path)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 7):  # the batch dimension is dynamic
+        x = np.random.default_rng(batch).standard_normal((batch, arch.in_channels, arch.resolution, arch.resolution))
+        x = x.astype(np.float32)
+        (got,) = session.run(None, {"images": x})
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        assert got.shape == (batch, 10)
+        assert np.abs(got - expected).max() <= ONNX_TOLERANCE
+
+
+def test_load_model_restores_weights_and_refuses_pickled_code(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = nas.build_model(SANDGLASS).eval()
+    (tmp_path / "arch.yaml").write_text(SANDGLASS.to_yaml())
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    loaded = nas.load_model(tmp_path)
+    x = torch.randn(2, 3, 32, 32)
+    assert not loaded.training
+    assert torch.equal(loaded(x), model(x))
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo should-not-run",))
+
+    with open(tmp_path / "weights.pt", "wb") as f:
+        pickle.dump({"stem.0.0.weight": Payload()}, f)
+    with pytest.raises(pickle.UnpicklingError):
+        nas.load_model(tmp_path)
+
+
+def _cli(entry: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    code = f"import sys; from nas.cli import {entry}; sys.argv[0] = 'nas'; {entry}()"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, check=False,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+
+
+FAST_CLI = ["data=synthetic", "budget.mflops=1", "proxy.train_fraction=0.3", "proxy.on_cpu=null",
+            "search.n_trials=3", "study.name=demo"]
+
+
+def test_three_commands_from_search_to_onnx(tmp_path: Path) -> None:
+    search = _cli("search_main", *FAST_CLI, cwd=tmp_path)
+    assert search.returncode == 0, search.stderr
+    with open(tmp_path / "runs/demo/pareto.csv") as f:
+        first = f.read().splitlines()[1].split(",")
+    yaml_path = first[-1]
+    train = _cli("train_main", yaml_path, "data=synthetic", "train.epochs=2", cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    metrics = json.loads((tmp_path / yaml_path).with_suffix(".metrics.json").read_text())
+    assert metrics["test_acc"] > 0.5  # 4 classes: well above chance after 2 epochs
+    export = _cli("export_main", "study.name=demo", "data=synthetic", cwd=tmp_path)
+    assert export.returncode == 0, export.stderr
+    folder = tmp_path / "runs/demo/models" / f"trial_{int(first[0]):04d}"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "arch.yaml", "metrics.json", "model.onnx", "weights.pt"]
+    card = (folder / "README.md").read_text()
+    assert f"test accuracy **{metrics['test_acc']:.4f}**" in card and first[1] in card
+    model = nas.load_model(folder)
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((3, 1, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        assert np.abs(session.run(None, {"images": x})[0] - model(torch.from_numpy(x)).numpy()).max() <= ONNX_TOLERANCE
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def test_dashboard_serves_study_metric_names_trials_and_artifacts(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("search.n_trials=2", name="dash")
+    run_search(cfg, progress=False)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from nas.cli import dashboard_main; dashboard_main()",
+         "data=synthetic", "study.name=dash", f"output_dir={cfg.output_dir}", f"dashboard.port={port}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                summaries = json.loads(_get(f"{base}/api/studies"))["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+                time.sleep(0.5)
+        assert [s["study_name"] for s in summaries] == ["dash"]
+        study_id = summaries[0]["study_id"]
+        detail = json.loads(_get(f"{base}/api/studies/{study_id}"))
+        assert detail["objective_names"] == ["val_acc", "MMACs"]
+        trained = [t for t in detail["trials"] if {"key": "status", "value": "admitted"} in t["user_attrs"]]
+        assert len(trained) == 2
+        for trial in trained:
+            keys = {a["key"] for a in trial["user_attrs"]}
+            assert {"genotype", "macs", "params", "train_s", "img_s", "device", "val_acc"} <= keys
+            (artifact,) = trial["artifacts"]
+            assert artifact["filename"] == f"trial_{trial['number']:04d}.yaml"
+            body = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact['artifact_id']}")
+            assert Arch.from_yaml(body.decode()).genotype() == next(
+                a["value"] for a in trial["user_attrs"] if a["key"] == "genotype")
+        files = {a["filename"]: a["artifact_id"] for a in detail["artifacts"]}
+        assert set(files) == {"pareto.csv", "pareto.png"}
+        served_csv = _get(f"{base}/artifacts/{study_id}/{files['pareto.csv']}")
+        assert served_csv == (Path(cfg.output_dir) / "pareto.csv").read_bytes()
+        assert _get(f"{base}/artifacts/{study_id}/{files['pareto.png']}")[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

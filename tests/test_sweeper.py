@@ -1,0 +1,54 @@
+"""The `hydra/sweeper=nas` plugin, end to end through the example app in examples/sweeper_app."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from search_spaces import Arch
+
+APP = Path(__file__).resolve().parent.parent / "examples" / "sweeper_app" / "train.py"
+
+
+def _sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess[str], optuna.Study]:
+    done = subprocess.run(
+        [sys.executable, str(APP), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=900,
+    )
+    storage = f"sqlite:///{tmp_path / 'sweep' / 'study.db'}"
+    return done, optuna.load_study(study_name="sweeper-example", storage=storage)
+
+
+def test_example_app_is_searched_with_budget_and_pruning(tmp_path: Path) -> None:
+    done, study = _sweep(tmp_path, "hydra.sweeper.n_trials=8", "epochs=4", "train_fraction=0.3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    admitted = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]
+    states = [t.state for t in admitted]
+    assert len(admitted) == 8 and set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert TrialState.PRUNED in states  # Hyperband stopped a job through its trial handle
+    assert TrialState.COMPLETE in states
+    for t in admitted:
+        arch = Arch.from_yaml(t.user_attrs["arch_yaml"])
+        assert t.user_attrs["macs"] <= 2.0e6 and arch.resolution == 16 and arch.num_classes == 4
+        if t.state == TrialState.PRUNED:
+            assert 1 <= len(t.intermediate_values) <= 4  # Hyperband may stop a job at any rung
+        else:
+            assert t.value == t.user_attrs["val_acc"] and len(t.intermediate_values) == 4
+    rejected = [t for t in study.trials if t.user_attrs.get("status") == "rejected"]
+    assert all(t.user_attrs["macs"] > 2.0e6 for t in rejected)
+    assert (tmp_path / "sweep" / "pareto.csv").read_text().startswith("trial,genotype,val_acc")
+    assert list((tmp_path / "sweep" / "export").glob("trial_*.yaml"))
+
+
+def test_failing_jobs_are_recorded_and_bounded(tmp_path: Path) -> None:
+    done, study = _sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failures=2", "data.name=nothing")
+    assert done.returncode == 1
+    assert "2 jobs failed in a row" in done.stderr
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 2
+    assert all(t.user_attrs["failure"].startswith("ConfigError: data.name: unknown dataset 'nothing'") for t in failed)
