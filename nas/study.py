@@ -452,14 +452,14 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
         log.warning("interrupted: %d of %d architectures trained; run the same command to resume",
                     _counts(study)["trained"], cfg.search.n_trials)
         raise
-    result = write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape,
-                      artifact_dir=cfg.artifact_dir)
+    front, exported = write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops,
+                                    shape=data.shape, artifact_dir=cfg.artifact_dir)
     counts = _counts(study)
     return SearchResult(
-        study_name=cfg.study.name, output_dir=Path(cfg.output_dir), front=result[0], exported=result[1],
+        study_name=cfg.study.name, output_dir=Path(cfg.output_dir), front=front, exported=exported,
         trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
         wall_s=time.perf_counter() - started, device=str(device), proxy_note=note,
-        hypervolume=hypervolume(result[0], budget.mflops) if result[0] else 0.0,
+        hypervolume=hypervolume(front, budget.mflops) if front else 0.0,
     )
 
 
@@ -472,10 +472,15 @@ def _record_run(cfg: NasConfig) -> None:
     if resolved.storage.url:
         resolved.storage.url = redact(resolved.storage.url)
     atomic_write(out / f"config-worker{cfg.search.worker}.yaml", OmegaConf.to_yaml(resolved))
+    logger = logging.getLogger("nas")
+    for old in [h for h in logger.handlers if getattr(h, "nas_run_log", False)]:
+        logger.removeHandler(old)  # an earlier search in this process (multirun, tests)
+        old.close()
     handler = logging.FileHandler(out / f"search-worker{cfg.search.worker}.log")
+    handler.nas_run_log = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("nas").addHandler(handler)
-    logging.getLogger("nas").setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progress: bool) -> None:
