@@ -199,6 +199,12 @@ def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     app()
 
 
+def _print_table(front: Sequence[Any]) -> None:
+    print(f"{'trial':>5} {'val_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
+    for c in front:
+        print(f"{c.trial:>5} {c.val_acc:>8.4f} {c.mmacs:>8.2f} {c.mparams:>8.3f}  {c.genotype}")
+
+
 def _print_front(result: Any) -> None:
     minutes, seconds = divmod(result.wall_s, 60)
     print(
@@ -211,9 +217,7 @@ def _print_front(result: Any) -> None:
         print("no trained architecture yet")
         return
     print(f"\nPareto front ({len(result.front)} architectures, validation accuracy vs MACs):")
-    print(f"{'trial':>5} {'val_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
-    for c in result.front:
-        print(f"{c.trial:>5} {c.val_acc:>8.4f} {c.mmacs:>8.2f} {c.mparams:>8.3f}  {c.genotype}")
+    _print_table(result.front)
     out = result.output_dir
     print(f"\nwritten: {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'export'}/ ({len(result.exported)} YAML)")
 
@@ -284,9 +288,7 @@ def report_main() -> None:
         c = r.counts
         print(f"study {r.study}: {c['trained']} trained, {c['rejected']} rejected, {c['failed']} failed, "
               f"{c['pruned']} pruned, {c['running']} running; budget {r.budget_mflops:g} MMACs")
-        print(f"{'trial':>5} {'val_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
-        for p in r.front:
-            print(f"{p.trial:>5} {p.val_acc:>8.4f} {p.mmacs:>8.2f} {p.mparams:>8.3f}  {p.genotype}")
+        _print_table(r.front)
         print(f"hypervolume (accuracy x MACs saved, reference: 0 accuracy at the budget): {r.hypervolume:.4f}")
         print("reference networks at this input size: " + ", ".join(f"{n} {m:.2f}" for n, m in r.references))
         print(f"written: {r.output_dir / 'pareto.csv'}, {r.output_dir / 'pareto.png'}, {r.output_dir / 'export'}/")

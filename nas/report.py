@@ -16,7 +16,7 @@ from .config import NasConfig, redact
 from .errors import ConfigError
 from .export import export_model
 from .pareto import Candidate, candidates, hypervolume, pareto_front
-from .study import _counts, make_storage, reference_points, write_outputs
+from .study import make_storage, reference_points, trial_counts, write_outputs
 
 __all__ = ["FrontReport", "export_models", "open_finished_study", "report_front"]
 
@@ -72,7 +72,7 @@ def report_front(cfg: NasConfig) -> FrontReport:
     out = Path(cfg.output_dir)
     front, _ = write_outputs(study, out, budget_mflops=budget, shape=shape, artifact_dir=cfg.artifact_dir)
     return FrontReport(
-        study=study.study_name, front=front, counts=_counts(study), budget_mflops=budget,
+        study=study.study_name, front=front, counts=trial_counts(study), budget_mflops=budget,
         hypervolume=hypervolume(front, budget) if front else 0.0, references=reference_points(shape),
         output_dir=out,
     )

@@ -32,7 +32,7 @@ from .model import build_model
 from .pareto import Candidate, atomic_write, candidates, hypervolume, pareto_front, plot_front, write_front_csv
 from .proxy import EpochMetrics, ProxySettings, pick_device, train_proxy
 
-__all__ = ["Budget", "SearchResult", "open_study", "run_search", "write_outputs"]
+__all__ = ["Budget", "SearchResult", "open_study", "run_search", "trial_counts", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,8 @@ def proxy_settings(cfg: NasConfig, device: torch.device, seed: int) -> tuple[Pro
 # -- trial accounting -----------------------------------------------------------------------------
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by outcome: trained (complete or pruned after admission), rejected, failed, pruned, running."""
     counts = {"trained": 0, "rejected": 0, "failed": 0, "pruned": 0, "running": 0}
     for t in study.get_trials(deepcopy=False):
         status = t.user_attrs.get("status")
@@ -450,11 +451,11 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
         write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape,
                       artifact_dir=cfg.artifact_dir)
         log.warning("interrupted: %d of %d architectures trained; run the same command to resume",
-                    _counts(study)["trained"], cfg.search.n_trials)
+                    trial_counts(study)["trained"], cfg.search.n_trials)
         raise
     front, exported = write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops,
                                     shape=data.shape, artifact_dir=cfg.artifact_dir)
-    counts = _counts(study)
+    counts = trial_counts(study)
     return SearchResult(
         study_name=cfg.study.name, output_dir=Path(cfg.output_dir), front=front, exported=exported,
         trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
@@ -489,7 +490,7 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     n_trials = cfg.search.n_trials
-    counts = _counts(study)
+    counts = trial_counts(study)
     rejected_in_row = failures_in_row = 0
     bar = tqdm(total=n_trials, initial=min(counts["trained"], n_trials), unit="arch", disable=not progress,
                desc=cfg.study.name, dynamic_ncols=True)
@@ -505,7 +506,7 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
                     log.info("waiting for %d running trial(s) of other workers", counts["running"])
                 optuna.storages.fail_stale_trials(study)
                 time.sleep(1.0)
-                counts = _counts(study)
+                counts = trial_counts(study)
                 continue
             waiting_since = None
             try:
@@ -535,7 +536,7 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
                     best = max(best, last["val_acc"])
                     log.info("trained %s: val_acc %.4f, %.2f MMACs, %.1fs", last["genotype"], last["val_acc"],
                              last["mmacs"], last["train_s"])
-            counts = _counts(study)
+            counts = trial_counts(study)
             bar.n = min(counts["trained"], n_trials)
             bar.set_postfix(best=f"{best:.4f}", rejected=counts["rejected"], failed=counts["failed"], refresh=False)
             bar.refresh()

@@ -27,7 +27,7 @@ from search_spaces import DataShape, get_space
 
 from .config import redact
 from .errors import ConfigError, SearchAborted
-from .study import Budget, artifact_store, sample_and_price, upload_text, write_outputs
+from .study import Budget, artifact_store, sample_and_price, trial_counts, upload_text, write_outputs
 
 __all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "current_trial", "run_sweep"]
 
@@ -123,12 +123,8 @@ def run_sweep(conf: NasSweeperConf, launcher: Any, config: DictConfig, arguments
     log.info("nas sweeper: study %s in %s, space %s, budget %g MMACs", conf.study_name, redact(storage),
              conf.space, budget.mflops)
 
-    def trained() -> int:
-        return sum(1 for t in study.get_trials(deepcopy=False)
-                   if t.user_attrs.get("status") == "admitted" and t.state in (TrialState.COMPLETE, TrialState.PRUNED))
-
     results, job_index, failures_in_row, rejected_in_row = [], 0, 0, 0
-    while (done := trained()) < conf.n_trials:
+    while (done := trial_counts(study)["trained"]) < conf.n_trials:
         batch = []
         while len(batch) < min(conf.n_jobs, conf.n_trials - done):
             trial = study.ask()
