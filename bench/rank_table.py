@@ -1,0 +1,288 @@
+"""The reference table of proxy quality: K architectures of the hybrid space, each trained with a
+reference recipe and with every proxy variant under study, plus zero-cost scores, MACs, params.
+
+    python bench/rank_table.py --size cpu      # 40 archs <= 5 MMACs, Fashion-MNIST subsets; 2-core CPU
+    python bench/rank_table.py --size full     # 60 archs <= 20 MMACs, the whole training split; a GPU
+
+One JSON line per (architecture, column) in bench/results/rank_table_<size>.jsonl, appended as
+each finishes: an interrupted run continues where it stopped (run the same command). Columns run
+in priority order (zero-cost scores, reference, today's proxy, candidate variants, the shorter
+reference that checks convergence), so a partial table is still a useful one.
+`bench/rank_correlation.py` reads the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way of training an architecture (a reference or a proxy variant)."""
+
+    images: int | None  # training images drawn per run (None: the whole training split)
+    epochs: int
+    batch_size: int
+    lr: float
+    label_smoothing: float = 0.1
+    warmup: float = 0.2
+    weight_decay: float = 5e-4
+    val_images: int | None = None  # validation images scored (None: all of the size's)
+
+
+@dataclass(frozen=True)
+class Size:
+    budget_mflops: float
+    archs: int
+    val_images: int | None  # the fixed validation subset every column is scored on
+    reference: dict[str, Recipe]  # the first is the reference, the others check its convergence
+    variants: dict[str, Recipe]  # proxy variants, in the order they run
+
+
+# nas-train's recipe (batch 128, peak lr 0.1, one-cycle with 10% warm-up, label smoothing 0.1),
+# on fewer images and epochs at CPU size.
+def _reference(images: int | None, epochs: int) -> Recipe:
+    return Recipe(images, epochs, 128, 0.1, warmup=0.1)
+
+
+SIZES = {
+    "cpu": Size(
+        budget_mflops=5.0,
+        archs=40,
+        val_images=2000,
+        reference={"ref_e4": _reference(8000, 4), "ref_e2": _reference(8000, 2)},
+        variants={
+            "today_b128_lr0.1": Recipe(5000, 1, 128, 0.1, val_images=1000),  # main's CPU default
+            "b64_lr0.4": Recipe(5000, 1, 64, 0.4, val_images=1000),
+            "b128_lr0.4": Recipe(5000, 1, 128, 0.4, val_images=1000),
+            "b64_lr0.4_n2500_e2": Recipe(2500, 2, 64, 0.4, val_images=1000),
+            "b64_lr0.4_n2500": Recipe(2500, 1, 64, 0.4, val_images=1000),
+            "b64_lr0.4_ls0": Recipe(5000, 1, 64, 0.4, label_smoothing=0.0, val_images=1000),
+            "b64_lr0.2": Recipe(5000, 1, 64, 0.2, val_images=1000),
+            "b64_lr0.4_e2": Recipe(5000, 2, 64, 0.4, val_images=1000),
+        },
+    ),
+    "full": Size(
+        budget_mflops=20.0,
+        archs=60,
+        val_images=None,
+        reference={"ref_e15": _reference(None, 15), "ref_e8": _reference(None, 8)},
+        variants={
+            "today_b128_lr0.1": Recipe(None, 1, 128, 0.1),
+            "b256_lr0.2": Recipe(None, 1, 256, 0.2),
+            "b128_lr0.4": Recipe(None, 1, 128, 0.4),
+            "b256_lr0.8": Recipe(None, 1, 256, 0.8),
+            "b128_lr0.4_n20000": Recipe(20000, 1, 128, 0.4),
+            "b128_lr0.4_e2": Recipe(None, 2, 128, 0.4),
+        },
+    ),
+}
+
+SAMPLE_SEED = 2026
+DRAWS = 20000  # random samples of the space the stratified choice picks from
+
+
+def choose_archs(size: Size, shape, seed: int = SAMPLE_SEED) -> list:
+    """`size.archs` architectures under the budget, spread evenly over MACs: random samples of the
+    space, then for each of `archs` MACs targets from the smallest sample to the budget the
+    nearest sample not taken yet."""
+    import numpy as np
+
+    from nas.complexity import complexity
+    from nas.study import RandomSuggests
+    from search_spaces import get_space
+
+    space, rng = get_space("hybrid"), RandomSuggests(seed)
+    feasible, seen = [], set()
+    for _ in range(DRAWS):
+        arch = space(rng, shape)
+        mmacs = complexity(arch).mmacs
+        if mmacs <= size.budget_mflops and arch.genotype() not in seen:
+            seen.add(arch.genotype())
+            feasible.append((mmacs, arch))
+    if len(feasible) < size.archs:
+        raise SystemExit(f"only {len(feasible)} of {DRAWS} samples fit {size.budget_mflops} MMACs")
+    feasible.sort(key=lambda t: t[0])
+    macs = np.array([m for m, _ in feasible])
+    taken: set[int] = set()
+    chosen = []
+    for target in np.linspace(macs[0], size.budget_mflops, size.archs):
+        order = np.argsort(np.abs(macs - target), kind="stable")
+        pick = next(int(i) for i in order if int(i) not in taken)
+        taken.add(pick)
+        chosen.append(feasible[pick][1])
+    return chosen
+
+
+# -- worker processes -------------------------------------------------------------------------------
+
+_DATA = None
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    from nas.data import load_dataset
+
+    global _DATA
+    torch.set_num_threads(threads)
+    _DATA = load_dataset("fashion_mnist")
+
+
+def _run_task(task: dict) -> dict:
+    """Train (or score) one architecture for one column; returns the table row."""
+    import torch
+
+    from nas.model import build_model
+    from nas.proxy import ProxySettings, train_proxy
+    from nas.zero_cost import zero_cost_scores
+    from search_spaces import Arch
+
+    data = _DATA
+    arch = Arch.from_yaml(task["arch_yaml"])
+    index = task["arch"]
+    torch.manual_seed(10_000 + index)  # one initialisation per architecture, shared by every column
+    model = build_model(arch)
+    val = data.val.subset(task["val_images"], 0) if task["val_images"] else data.val
+    started = time.perf_counter()
+    row = {"arch": index, "column": task["column"]}
+    if task["column"] == "zero_cost":
+        row.update(zero_cost_scores(model, data.train, mean=data.mean, std=data.std, seed=index))
+    else:
+        r = Recipe(**task["recipe"])
+        settings = ProxySettings(
+            epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
+            label_smoothing=r.label_smoothing, warmup=r.warmup, max_train_images=r.images,
+            # The reference draws the same images for every architecture; a proxy draws its own
+            # per trial, as in a search.
+            seed=index if not task["column"].startswith("ref") else 0,
+        )
+        result = train_proxy(model, data.train, val, settings, mean=data.mean, std=data.std, device=task["device"])
+        row.update(val_acc=result.val_acc, train_s=round(result.train_s, 3), img_s=round(result.img_s, 1),
+                   curve=[round(m.val_acc, 4) for m in result.history], loss_sum=round(result.loss_sum, 4),
+                   device=result.device)
+    row["seconds"] = round(time.perf_counter() - started, 3)
+    return row
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+
+def _header(size_name: str, size: Size, archs: list, args: argparse.Namespace) -> dict:
+    import torch
+
+    from nas.complexity import complexity
+
+    return {
+        "kind": "header",
+        "size": size_name,
+        "budget_mflops": size.budget_mflops,
+        "sample_seed": SAMPLE_SEED,
+        "archs": [
+            {"arch": i, "genotype": a.genotype(), "mmacs": round(complexity(a).mmacs, 4),
+             "mparams": round(complexity(a).mparams, 5)}
+            for i, a in enumerate(archs)
+        ],
+        "columns": {name: dataclasses.asdict(r) for name, r in {**size.reference, **size.variants}.items()},
+        "val_images": size.val_images,
+        "command": " ".join(["python", "bench/rank_table.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=ROOT).stdout.strip(),
+        "torch": torch.__version__,
+        "device": args.device,
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "workers": args.workers,
+        "threads": args.threads,
+    }
+
+
+def read_table(path: Path) -> tuple[dict | None, list[dict]]:
+    """The header and rows of a table file; a torn last line (a killed run) is skipped."""
+    header, rows = None, []
+    if not path.exists():
+        return header, rows
+    for line in path.read_text().splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if item.get("kind") == "header":
+            header = header or item
+        else:
+            rows.append(item)
+    return header, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="cpu")
+    parser.add_argument("--out", type=Path, help="table file (default: bench/results/rank_table_<size>.jsonl)")
+    parser.add_argument("--workers", type=int, default=2, help="processes training side by side")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--columns", help="comma-separated subset of the columns to run (default: all)")
+    args = parser.parse_args()
+
+    from search_spaces import DataShape
+
+    size = SIZES[args.size]
+    out = args.out or ROOT / "bench" / "results" / f"rank_table_{args.size}.jsonl"
+    archs = choose_archs(size, DataShape(1, 28, 10))
+    header, rows = read_table(out)
+    fresh = _header(args.size, size, archs, args)
+    if header is None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a") as f:
+            f.write(json.dumps(fresh) + "\n")
+    elif [a["genotype"] for a in header["archs"]] != [a["genotype"] for a in fresh["archs"]]:
+        raise SystemExit(f"{out} holds a table of other architectures; move it away to start a new one")
+    done = {(r["arch"], r["column"]) for r in rows}
+
+    columns = ["zero_cost", next(iter(size.reference)), *size.variants, *list(size.reference)[1:]]
+    if args.columns:
+        wanted = args.columns.split(",")
+        unknown = sorted(set(wanted) - set(columns))
+        if unknown:
+            raise SystemExit(f"--columns: unknown {', '.join(unknown)} (allowed: {', '.join(columns)})")
+        columns = [c for c in columns if c in wanted]
+    recipes = {**size.reference, **size.variants}
+    tasks = [
+        {"arch": i, "column": c, "arch_yaml": a.to_yaml(), "device": args.device,
+         "recipe": dataclasses.asdict(recipes[c]) if c in recipes else None,
+         "val_images": (recipes[c].val_images if c in recipes and recipes[c].val_images else size.val_images)}
+        for c in columns for i, a in enumerate(archs) if (i, c) not in done
+    ]
+    print(f"{out}: {len(done)} rows done, {len(tasks)} to run ({len(archs)} archs x {len(columns)} columns)",
+          flush=True)
+    if not tasks:
+        return
+    import multiprocessing as mp
+
+    started = time.perf_counter()
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.workers, initializer=_init_worker, initargs=(args.threads,)) as pool, out.open("a") as f:
+        for n, row in enumerate(pool.imap_unordered(_run_task, tasks, chunksize=1), 1):
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            acc = f"val_acc {row['val_acc']:.4f}" if "val_acc" in row else f"synflow {row['synflow']:.2f}"
+            print(f"[{n}/{len(tasks)} {time.perf_counter() - started:6.0f}s] arch {row['arch']:2d} "
+                  f"{row['column']}: {acc} ({row['seconds']:.1f}s)", flush=True)
+    print(f"done in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
