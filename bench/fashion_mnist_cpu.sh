@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The README's default search on Fashion-MNIST (CPU: reduced proxy), then full training of the most
 # accurate Pareto architecture for 5 epochs and one test evaluation. Prints wall times.
-# Usage: bench/fashion_mnist_cpu.sh > bench/results/fashion_mnist_cpu_<date>.txt
+# Usage: bench/fashion_mnist_cpu.sh [--search-only] > bench/results/fashion_mnist_cpu_<date>.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD)  cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 start=$(date +%s)
 .venv/bin/nas-search 2>&1 | tr '\r' '\n' | grep -v 'arch/s'
 echo "search wall time: $(( $(date +%s) - start )) s"
+[ "${1:-}" = "--search-only" ] && exit 0
 best=$(.venv/bin/python - <<'PY'
 import csv
 rows = list(csv.DictReader(open("runs/hybrid-fashion_mnist-20.0M/pareto.csv")))

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import time
@@ -40,6 +41,8 @@ class Recipe:
     warmup: float = 0.2
     weight_decay: float = 5e-4
     val_images: int | None = None  # validation images scored (None: all of the size's)
+    same_images: bool = False  # every architecture sees the same images in the same order
+    seed_offset: int = 0  # another draw of images, order and augmentation (test-retest)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ SIZES = {
             "b64_lr0.4_ls0": Recipe(5000, 1, 64, 0.4, label_smoothing=0.0, val_images=1000),
             "b64_lr0.2": Recipe(5000, 1, 64, 0.2, val_images=1000),
             "b64_lr0.4_e2": Recipe(5000, 2, 64, 0.4, val_images=1000),
+            "b64_lr0.4_seed2": Recipe(5000, 1, 64, 0.4, val_images=1000, seed_offset=1000),
+            "b64_lr0.4_same": Recipe(5000, 1, 64, 0.4, val_images=1000, same_images=True),
+            "b64_lr0.4_same_v6000": Recipe(5000, 1, 64, 0.4, val_images=6000, same_images=True),
         },
     ),
     "full": Size(
@@ -94,6 +100,7 @@ SIZES = {
     ),
 }
 
+LINEAR = "linear:"  # column prefix of the linear-classifier baseline rows (arch -1), one per recipe
 SAMPLE_SEED = 2026
 DRAWS = 20000  # random samples of the space the stratified choice picks from
 
@@ -155,10 +162,13 @@ def _run_task(task: dict) -> dict:
     from search_spaces import Arch
 
     data = _DATA
-    arch = Arch.from_yaml(task["arch_yaml"])
     index = task["arch"]
     torch.manual_seed(10_000 + index)  # one initialisation per architecture, shared by every column
-    model = build_model(arch)
+    if task["column"].startswith(LINEAR):
+        # The baseline every network should beat: a linear classifier on the pixels, same recipe.
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data.train.images[0].numel(), 10))
+    else:
+        model = build_model(Arch.from_yaml(task["arch_yaml"]))
     val = data.val.subset(task["val_images"], 0) if task["val_images"] else data.val
     started = time.perf_counter()
     row = {"arch": index, "column": task["column"]}
@@ -166,12 +176,13 @@ def _run_task(task: dict) -> dict:
         row.update(zero_cost_scores(model, data.train, mean=data.mean, std=data.std, seed=index))
     else:
         r = Recipe(**task["recipe"])
+        reference = task["column"].removeprefix(LINEAR).startswith("ref")
         settings = ProxySettings(
             epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
             label_smoothing=r.label_smoothing, warmup=r.warmup, max_train_images=r.images,
             # The reference draws the same images for every architecture; a proxy draws its own
-            # per trial, as in a search.
-            seed=index if not task["column"].startswith("ref") else 0,
+            # per trial, as in a search, unless the recipe says otherwise.
+            seed=0 if reference or r.same_images else index + r.seed_offset,
         )
         result = train_proxy(model, data.train, val, settings, mean=data.mean, std=data.std, device=task["device"])
         row.update(val_acc=result.val_acc, train_s=round(result.train_s, 3), img_s=round(result.img_s, 1),
@@ -225,7 +236,8 @@ def read_table(path: Path) -> tuple[dict | None, list[dict]]:
         except json.JSONDecodeError:
             continue
         if item.get("kind") == "header":
-            header = header or item
+            # A resumed run that adds columns appends a header naming them.
+            header = item if header is None else {**header, "columns": {**header["columns"], **item["columns"]}}
         else:
             rows.append(item)
     return header, rows
@@ -254,6 +266,14 @@ def main() -> None:
             f.write(json.dumps(fresh) + "\n")
     elif [a["genotype"] for a in header["archs"]] != [a["genotype"] for a in fresh["archs"]]:
         raise SystemExit(f"{out} holds a table of other architectures; move it away to start a new one")
+    elif set(fresh["columns"]) != set(header["columns"]):
+        # Recipes stored before a field was added read with that field's default.
+        stored = {n: dataclasses.asdict(Recipe(**r)) for n, r in header["columns"].items()}
+        changed = [n for n, r in fresh["columns"].items() if n in stored and stored[n] != r]
+        if changed:
+            raise SystemExit(f"{out}: the recipes of {', '.join(changed)} changed; move the table away to start anew")
+        with out.open("a") as f:
+            f.write(json.dumps(fresh) + "\n")
     done = {(r["arch"], r["column"]) for r in rows}
 
     columns = ["zero_cost", next(iter(size.reference)), *size.variants, *list(size.reference)[1:]]
@@ -264,12 +284,28 @@ def main() -> None:
             raise SystemExit(f"--columns: unknown {', '.join(unknown)} (allowed: {', '.join(columns)})")
         columns = [c for c in columns if c in wanted]
     recipes = {**size.reference, **size.variants}
-    tasks = [
-        {"arch": i, "column": c, "arch_yaml": a.to_yaml(), "device": args.device,
-         "recipe": dataclasses.asdict(recipes[c]) if c in recipes else None,
-         "val_images": (recipes[c].val_images if c in recipes and recipes[c].val_images else size.val_images)}
-        for c in columns for i, a in enumerate(archs) if (i, c) not in done
+    # The linear baselines are cheap and run before the checks of the reference. The checks run
+    # last, in a shuffled order: cut short, they still hold a random subset of the architectures
+    # rather than the smallest ones.
+    checks = set(list(size.reference)[1:])
+    shuffled = random.Random(SAMPLE_SEED).sample(range(len(archs)), len(archs))
+
+    def arch_tasks(column: str) -> list[dict]:
+        recipe = recipes.get(column)
+        return [
+            {"arch": i, "column": column, "arch_yaml": archs[i].to_yaml(), "device": args.device,
+             "recipe": dataclasses.asdict(recipe) if recipe else None,
+             "val_images": (recipe.val_images if recipe and recipe.val_images else size.val_images)}
+            for i in (shuffled if column in checks else range(len(archs))) if (i, column) not in done
+        ]
+
+    linear = [
+        {"arch": -1, "column": LINEAR + c, "arch_yaml": None, "device": args.device,
+         "recipe": dataclasses.asdict(recipes[c]), "val_images": recipes[c].val_images or size.val_images}
+        for c in columns if c in recipes and (-1, LINEAR + c) not in done
     ]
+    tasks = [t for c in columns if c not in checks for t in arch_tasks(c)]
+    tasks += linear + [t for c in columns if c in checks for t in arch_tasks(c)]
     print(f"{out}: {len(done)} rows done, {len(tasks)} to run ({len(archs)} archs x {len(columns)} columns)",
           flush=True)
     if not tasks:

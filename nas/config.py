@@ -61,10 +61,14 @@ class BudgetConfig:
 
 @dataclass
 class OnCpuConfig:
-    """A lighter proxy used when no GPU is found, so that a search on a laptop ends in minutes."""
+    """A lighter proxy used when no GPU is found, so that a search on a laptop ends in minutes.
+    Its batch and learning rate were chosen by measurement at this size (docs/proxy-quality.md):
+    the proxy's 78 steps need a higher rate than a GPU epoch's hundreds."""
 
     max_train_images: int = 5000  # training images per candidate (drawn once per trial)
     max_val_images: int = 1000  # validation images scored per candidate
+    batch_size: Optional[int] = 64  # null: proxy.batch_size
+    lr: Optional[float] = 0.4  # peak learning rate; null: proxy.lr
 
 
 @dataclass
@@ -81,6 +85,7 @@ class ProxyConfig:
     max_val_images: Optional[int] = None  # cap on validation images scored (null: all)
     eval_batch_size: int = 1024
     device: str = "auto"  # auto (GPU when there is one) | cpu | cuda | cuda:N
+    zero_cost: bool = True  # record synflow, NASWOT and ZiCo of every trained architecture (user attrs zc_*)
     on_cpu: Optional[OnCpuConfig] = field(default_factory=OnCpuConfig)  # null: full proxy on CPU too
 
 
@@ -213,6 +218,10 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
     if p.on_cpu is not None:
         _positive("proxy.on_cpu.max_train_images", p.on_cpu.max_train_images, integer=True)
         _positive("proxy.on_cpu.max_val_images", p.on_cpu.max_val_images, integer=True)
+        if p.on_cpu.batch_size is not None:
+            _positive("proxy.on_cpu.batch_size", p.on_cpu.batch_size, integer=True)
+        if p.on_cpu.lr is not None:
+            _positive("proxy.on_cpu.lr", p.on_cpu.lr)
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise ConfigError("proxy.device", f"{p.device!r} is not allowed (allowed: auto, cpu, cuda, cuda:N)")
     if cfg.objective.name not in ("pareto", "accuracy"):

@@ -31,6 +31,7 @@ from .export import export_front
 from .model import build_model
 from .pareto import Candidate, atomic_write, candidates, hypervolume, pareto_front, plot_front, write_front_csv
 from .proxy import EpochMetrics, ProxySettings, pick_device, train_proxy
+from .zero_cost import zero_cost_scores
 
 __all__ = ["Budget", "SearchResult", "open_study", "run_search", "trial_counts", "write_outputs"]
 
@@ -233,15 +234,19 @@ def proxy_settings(cfg: NasConfig, device: torch.device, seed: int) -> tuple[Pro
     """The proxy's settings for this device, the validation cap, and a note when reduced."""
     p = cfg.proxy
     max_train, max_val, note = None, p.max_val_images, ""
+    batch_size, lr = p.batch_size, p.lr
     if device.type == "cpu" and p.on_cpu is not None:
         max_train = p.on_cpu.max_train_images
         max_val = min(max_val or p.on_cpu.max_val_images, p.on_cpu.max_val_images)
+        batch_size = p.on_cpu.batch_size or batch_size
+        lr = p.on_cpu.lr or lr
         note = (
             f"no GPU found: reduced proxy on the CPU (at most {max_train} training and {max_val} "
-            f"validation images, {p.epochs} epoch(s)); set proxy.on_cpu=null for the full proxy"
+            f"validation images, {p.epochs} epoch(s), batch {batch_size}, lr {lr:g}); "
+            "set proxy.on_cpu=null for the full proxy"
         )
     settings = ProxySettings(
-        epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
+        epochs=p.epochs, batch_size=batch_size, lr=lr, momentum=p.momentum, weight_decay=p.weight_decay,
         label_smoothing=p.label_smoothing, schedule=p.schedule, warmup=p.warmup, train_fraction=p.train_fraction,
         max_train_images=max_train,
         eval_batch_size=p.eval_batch_size, flip=cfg.data.flip, pad_crop=cfg.data.pad_crop, seed=seed,
@@ -352,6 +357,8 @@ class _Objective:
         model = None
         try:
             model = build_model(arch)
+            if self.cfg.proxy.zero_cost:
+                record_zero_cost(trial, model, self.data, self.device, seed)
             result = train_proxy(
                 model, self.data.train, self.val, dataclasses.replace(self.settings, seed=seed),
                 mean=self.data.mean, std=self.data.std, device=self.device, on_epoch=self._reporter(trial),
@@ -386,6 +393,20 @@ class _Objective:
                 raise optuna.TrialPruned(f"pruned after epoch {metrics.epoch} at val_acc {metrics.val_acc:.4f}")
 
         return report
+
+
+def record_zero_cost(trial: optuna.Trial, model: torch.nn.Module, data: Dataset, device: torch.device,
+                     seed: int) -> None:
+    """The untrained network's zero-cost scores as user attributes `zc_synflow`, `zc_naswot`,
+    `zc_zico` (and `zc_s`, their seconds), for the dashboard and for ranking studies. A score
+    that cannot be computed is left out with a warning; it never fails the trial."""
+    try:
+        scores = zero_cost_scores(model, data.train, mean=data.mean, std=data.std, seed=seed, device=device)
+    except (ArithmeticError, RuntimeError, ValueError) as err:
+        log.warning("trial %d: zero-cost scores skipped (%s: %s)", trial.number, type(err).__name__, err)
+        return
+    for name, value in scores.items():
+        trial.set_user_attr(name if name.startswith("zc_") else f"zc_{name}", round(value, 4))
 
 
 def artifact_store(folder: str) -> optuna.artifacts.FileSystemArtifactStore:

@@ -116,7 +116,8 @@ def zico(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]])
     log( sum over the layer's weights of mean|g| / std(g) ), where g is a weight's cross-entropy
     gradient on each minibatch (population std; weights whose gradient does not vary are left
     out, as in the authors' code). Needs at least two minibatches."""
-    net = _scoring_copy(model, next(model.parameters()).device)
+    batches = list(batches)
+    net = _scoring_copy(model, batches[0][0].device) if batches else model
     net.train()
     layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     grads: list[list[torch.Tensor]] = [[] for _ in layers]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from hydra.utils import instantiate
 from optuna.trial import TrialState
 from ptflops import get_model_complexity_info
@@ -16,8 +17,9 @@ import nas
 import nas.study
 from nas.data import Dataset, Split, load_dataset
 from nas.errors import ConfigError, DataError
-from nas.study import run_search
+from nas.study import proxy_settings, run_search
 from search_spaces import Arch
+from .conftest import compose_config
 
 
 def _study(cfg) -> optuna.Study:
@@ -199,3 +201,29 @@ def test_fashion_mnist_idx_files_read_as_published() -> None:
     # The dataset's README: the test set has 1,000 images per class.
     assert all(int((data.test.labels == k).sum()) == 1000 for k in range(10))
     assert math.isclose(data.mean[0], 0.286, abs_tol=0.002)  # the commonly quoted mean
+
+
+def test_trained_trials_carry_zero_cost_scores_and_rejected_ones_do_not(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=2", "budget.mflops=0.8")
+    run_search(cfg, progress=False)
+    study = _study(cfg)
+    for t in _trained(study):
+        for key in ("zc_synflow", "zc_naswot", "zc_zico", "zc_s"):
+            assert math.isfinite(t.user_attrs[key]), key
+    for t in study.trials:
+        if t.user_attrs.get("status") == "rejected":
+            assert not any(key.startswith("zc_") for key in t.user_attrs)
+    off = make_cfg("search.n_trials=1", "proxy.zero_cost=false", name="off")
+    run_search(off, progress=False)
+    assert not any(key.startswith("zc_") for t in _study(off).trials for key in t.user_attrs)
+
+
+def test_cpu_proxy_takes_its_own_batch_and_learning_rate() -> None:
+    cfg = compose_config(["study.name=t"])
+    cpu, _, note = proxy_settings(cfg, torch.device("cpu"), seed=0)
+    assert (cpu.batch_size, cpu.lr, cpu.max_train_images) == (64, 0.4, 5000)
+    assert "batch 64, lr 0.4" in note
+    gpu, _, _ = proxy_settings(cfg, torch.device("cuda"), seed=0)
+    assert (gpu.batch_size, gpu.lr, gpu.max_train_images) == (128, 0.1, None)
+    full = compose_config(["study.name=t", "proxy.on_cpu=null"])
+    assert proxy_settings(full, torch.device("cpu"), seed=0)[0].batch_size == 128

@@ -1,0 +1,246 @@
+"""How well each proxy ranks architectures: reads the table of `bench/rank_table.py` and reports
+Kendall's tau and Spearman's rho against the reference (with bootstrap intervals), top-5 overlap,
+mean accuracy and cost of every proxy variant, zero-cost score and the MACs / params baselines.
+
+    python bench/rank_correlation.py --size cpu [--doc docs/proxy-quality.md]
+
+Writes bench/results/rank_correlation_<size>.md; with --doc, also replaces the part of that file
+between `<!-- rank-correlation:begin -->` and `<!-- rank-correlation:end -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from nas.zero_cost import rank_aggregate  # noqa: E402
+from rank_table import LINEAR, read_table  # noqa: E402
+
+BOOTSTRAP = 1000
+TOP_K = 5
+BEGIN, END = "<!-- rank-correlation:begin -->", "<!-- rank-correlation:end -->"
+
+
+def _tau(a: np.ndarray, b: np.ndarray) -> float:
+    return float(kendalltau(a, b).statistic)
+
+
+def _rho(a: np.ndarray, b: np.ndarray) -> float:
+    return float(spearmanr(a, b).statistic)
+
+
+def _interval(score: np.ndarray, ref: np.ndarray, stat, rng: np.random.Generator) -> tuple[float, float]:
+    """95% percentile bootstrap interval over architectures (resampled with replacement)."""
+    n = len(ref)
+    values = []
+    for _ in range(BOOTSTRAP):
+        i = rng.integers(0, n, n)
+        v = stat(score[i], ref[i])
+        if math.isfinite(v):
+            values.append(v)
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def _top_overlap(score: np.ndarray, ref: np.ndarray, k: int = TOP_K) -> int:
+    return len(set(np.argsort(-score, kind="stable")[:k]) & set(np.argsort(-ref, kind="stable")[:k]))
+
+
+def collect(header: dict, rows: list[dict]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Per-architecture values of every column (NaN where a row is missing) and per-column facts."""
+    n = len(header["archs"])
+    values: dict[str, np.ndarray] = {}
+    facts: dict[str, dict] = {}
+    by_column: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        by_column.setdefault(r["column"], {})[r["arch"]] = r
+    for name in header["columns"]:
+        got = by_column.get(name, {})
+        values[name] = np.array([got[i]["val_acc"] if i in got else np.nan for i in range(n)])
+        seconds = [got[i]["seconds"] for i in got]
+        linear = by_column.get(LINEAR + name, {}).get(-1)
+        facts[name] = {"kind": "trained", "seconds": float(np.mean(seconds)) if seconds else math.nan,
+                       "recipe": header["columns"][name], "curves": {i: got[i]["curve"] for i in got},
+                       "linear": linear["val_acc"] if linear else math.nan}
+    zc = by_column.get("zero_cost", {})
+    for score in ("synflow", "naswot", "zico"):
+        values[score] = np.array([zc[i][score] if i in zc else np.nan for i in range(n)])
+        facts[score] = {"kind": "zero-cost", "seconds": float(np.mean([r["zc_s"] for r in zc.values()])) if zc else math.nan}
+    values["MACs"] = np.array([a["mmacs"] for a in header["archs"]])
+    values["params"] = np.array([a["mparams"] for a in header["archs"]])
+    facts["MACs"] = facts["params"] = {"kind": "baseline", "seconds": 0.0}
+    zc_s = facts["synflow"]["seconds"]
+    aggregates = {
+        "agg(synflow, naswot, zico, MACs)": ("synflow", "naswot", "zico", "MACs"),
+        "agg(naswot, zico, MACs)": ("naswot", "zico", "MACs"),
+        "agg(synflow, naswot, zico)": ("synflow", "naswot", "zico"),
+    }
+    for name, parts in aggregates.items():
+        values[name] = rank_aggregate({p: values[p] for p in parts})
+        facts[name] = {"kind": "zero-cost aggregate", "seconds": zc_s}
+    return values, facts
+
+
+def report(header: dict, rows: list[dict], reference: str) -> str:
+    values, facts = collect(header, rows)
+    ref = values[reference]
+    rng = np.random.default_rng(0)
+    today = next((c for c in header["columns"] if c.startswith("today")), None)
+    today_s = facts[today]["seconds"] if today else math.nan
+    lines = [
+        f"Table: `bench/results/rank_table_{header['size']}.jsonl` ({len(header['archs'])} architectures of the "
+        f"hybrid space, {min(values['MACs']):.2f}-{max(values['MACs']):.2f} MMACs, budget "
+        f"{header['budget_mflops']:g} MMACs, Fashion-MNIST 28x28; made by `{header['command']}` on "
+        f"{header['date']}, commit {header['commit']}, torch {header['torch']}, {header['cpus']} CPUs, "
+        f"{header['workers']} processes x {header['threads']} thread(s)).",
+        f"Reference: `{reference}` ({_recipe(header['columns'][reference], header['val_images'])}); its mean accuracy is {np.nanmean(ref):.4f} "
+        f"(a linear classifier with its recipe: {facts[reference]['linear']:.4f}).",
+        f"Kendall's tau-b and Spearman's rho against it, with 95% bootstrap intervals ({BOOTSTRAP} resamples "
+        f"of the architectures); top-{TOP_K}: how many of the reference's best {TOP_K} the proxy's best "
+        f"{TOP_K} hold; mean val_acc: of the architectures, beside a linear classifier on the pixels trained "
+        "with the same recipe; images: training images seen per architecture (images x epochs); seconds: "
+        "mean wall time per architecture (training and validation, one thread; other jobs shared the "
+        "machine, so compare equal-work columns by images).",
+        "",
+        "| proxy | kind | n | tau [95% CI] | rho [95% CI] | top-5 | mean val_acc | linear clf. | images "
+        "| s / arch | cost vs today |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    def row(name: str, v: np.ndarray, f: dict) -> tuple | None:
+        ok = ~np.isnan(v) & ~np.isnan(ref)
+        if ok.sum() < 5:
+            return None
+        s, r = v[ok], ref[ok]
+        tau, rho = _tau(s, r), _rho(s, r)
+        t_lo, t_hi = _interval(s, r, _tau, rng)
+        r_lo, r_hi = _interval(s, r, _rho, rng)
+        acc = f"{np.mean(s):.4f}" if f["kind"] == "trained" else "-"
+        linear = f"{f['linear']:.4f}" if math.isfinite(f.get("linear", math.nan)) else "-"
+        recipe = f.get("recipe")
+        images = f"{(recipe['images'] or 54000) * recipe['epochs']}" if recipe else "-"
+        cost = f"{f['seconds'] / today_s:.2f}x" if math.isfinite(today_s) and f["seconds"] > 0 else "-"
+        lines.append(
+            f"| `{name}` | {f['kind']} | {ok.sum()} | {tau:.3f} [{t_lo:.2f}, {t_hi:.2f}] | {rho:.3f} "
+            f"[{r_lo:.2f}, {r_hi:.2f}] | {_top_overlap(s, r)} | {acc} | {linear} | {images} | "
+            f"{f['seconds']:.2f} | {cost} |"
+        )
+        return (name, f["kind"], int(ok.sum()), tau, rho, f["seconds"])
+
+    results = [r for name, v in values.items() if name != reference and (r := row(name, v, facts[name]))]
+    # The best trained proxy at today's cost, combined with MACs and NASWOT by the same rank
+    # aggregation (its cost is the proxy's plus the scores').
+    best = _best_within_cost(results, today_s)
+    if best:
+        for parts in ((best[0], "MACs"), (best[0], "naswot", "MACs")):
+            name = f"agg({', '.join(parts)})"
+            combined = rank_aggregate({p: values[p] for p in parts})
+            combined[np.isnan(values[best[0]])] = np.nan
+            seconds = facts[best[0]]["seconds"] + (facts["naswot"]["seconds"] if "naswot" in parts else 0.0)
+            results.append(row(name, combined, {"kind": "trained + aggregate", "seconds": seconds}))
+    lines += ["", "Recipes (peak lr, SGD Nesterov, one-cycle schedule, weight decay 5e-4):", ""]
+    lines += [f"- `{name}`: {_recipe(recipe, header['val_images'])}" for name, recipe in header["columns"].items()]
+    lines += ["", *_convergence(values, facts, reference), "", *_choice(results, today, today_s)]
+    return "\n".join(lines) + "\n"
+
+
+def _recipe(r: dict, val_images: int | None) -> str:
+    images = "all training images" if r["images"] is None else f"{r['images']} training images"
+    text = (f"{images} x {r['epochs']} epoch(s), batch {r['batch_size']}, lr {r['lr']}, warm-up {r['warmup']}, "
+            f"label smoothing {r['label_smoothing']}, {r['val_images'] or val_images or 'all'} validation images")
+    if r.get("same_images"):
+        text += "; the same images in the same order for every architecture"
+    if r.get("seed_offset"):
+        text += "; a second, independent draw of images, order and augmentation"
+    return text
+
+
+def _convergence(values: dict[str, np.ndarray], facts: dict[str, dict], reference: str) -> list[str]:
+    """Does the reference's ranking still change? tau of each shorter or other reference, and of
+    the reference's own accuracy after each epoch, against its final ranking."""
+    ref = values[reference]
+    lines = ["Convergence of the reference:", ""]
+    for name, f in facts.items():
+        if name != reference and name.startswith("ref") and f["kind"] == "trained":
+            ok = ~np.isnan(values[name]) & ~np.isnan(ref)
+            if ok.sum() >= 5:
+                lines.append(f"- `{name}` vs `{reference}`: tau {_tau(values[name][ok], ref[ok]):.3f} "
+                             f"over {ok.sum()} architectures (mean accuracy {np.mean(values[name][ok]):.4f} vs "
+                             f"{np.mean(ref[ok]):.4f})")
+    curves = facts[reference]["curves"]
+    if curves:
+        epochs = min(len(c) for c in curves.values())
+        index = sorted(curves)
+        final = np.array([curves[i][-1] for i in index])
+        per_epoch = [f"epoch {e + 1}: {_tau(np.array([curves[i][e] for i in index]), final):.3f}"
+                     for e in range(epochs - 1)]
+        lines.append(f"- `{reference}` after each epoch vs its end (one run, the schedule still decaying): "
+                     + ", ".join(per_epoch))
+    lines += ["", "Reliability of the proxies (the same recipe twice, other images, order and augmentation):", ""]
+    for name, f in facts.items():
+        recipe = f.get("recipe") or {}
+        if recipe.get("seed_offset"):
+            twin = next((n for n, g in facts.items() if g.get("recipe") == {**recipe, "seed_offset": 0}), None)
+            if twin:
+                ok = ~np.isnan(values[name]) & ~np.isnan(values[twin])
+                lines.append(f"- `{twin}` vs `{name}`: tau {_tau(values[twin][ok], values[name][ok]):.3f} "
+                             f"over {ok.sum()} architectures")
+    return lines
+
+
+def _best_within_cost(results: list[tuple], today_s: float) -> tuple | None:
+    """The trained variant with the best tau at no more cost than today's proxy."""
+    trained = [r for r in results if r[1] == "trained" and not r[0].startswith("ref")]
+    within = [r for r in trained if r[5] <= 1.05 * today_s]  # 5%: timing noise between equal-work runs
+    return max(within, key=lambda r: (round(r[3], 3), -r[5])) if within else None
+
+
+def _choice(results: list[tuple], today: str | None, today_s: float) -> list[str]:
+    best = _best_within_cost(results, today_s)
+    if not best:
+        return []
+    best_zc = max((r for r in results if r[1].startswith("zero-cost")), key=lambda r: r[3], default=None)
+    macs = next((r for r in results if r[0] == "MACs"), None)
+    lines = [f"Best tau at no more cost than `{today}`: `{best[0]}` (tau {best[3]:.3f}, {best[5]:.2f} s / arch)."]
+    if best_zc and macs:
+        lines.append(f"Best zero-cost score: `{best_zc[0]}` (tau {best_zc[3]:.3f}); MACs alone: tau {macs[3]:.3f}.")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="cpu")
+    parser.add_argument("--table", type=Path, help="default: bench/results/rank_table_<size>.jsonl")
+    parser.add_argument("--reference", help="the column taken as truth (default: the table's first reference)")
+    parser.add_argument("--doc", type=Path, help="a Markdown file whose marked section is replaced")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    table = args.table or ROOT / "bench" / "results" / f"rank_table_{args.size}.jsonl"
+    header, rows = read_table(table)
+    if header is None:
+        raise SystemExit(f"{table}: no table (run bench/rank_table.py --size {args.size} first)")
+    reference = args.reference or next(c for c in header["columns"] if c.startswith("ref"))
+    text = report(header, rows, reference)
+    text += (f"\nMade by `python bench/rank_correlation.py {' '.join(sys.argv[1:])}` "
+             f"in {time.perf_counter() - started:.1f} s.\n")
+    out = ROOT / "bench" / "results" / f"rank_correlation_{header['size']}.md"
+    out.write_text(f"# Proxy rank correlation ({header['size']} size)\n\n{text}")
+    print(text)
+    if args.doc:
+        doc = args.doc.read_text()
+        if BEGIN not in doc or END not in doc:
+            raise SystemExit(f"{args.doc}: needs the markers {BEGIN} and {END}")
+        head, rest = doc.split(BEGIN, 1)
+        args.doc.write_text(f"{head}{BEGIN}\n{text}{END}{rest.split(END, 1)[1]}")
+
+
+if __name__ == "__main__":
+    main()
