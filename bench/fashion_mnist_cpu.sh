@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD)  cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 start=$(date +%s)
-.venv/bin/nas-search 2>&1 | tr '\r' '\n' | grep -v 'arch/s'
+.venv/bin/nas-search 2>&1 | tr '\r' '\n' | grep -v -E 'arch/s|s/arch'
 echo "search wall time: $(( $(date +%s) - start )) s"
 [ "${1:-}" = "--search-only" ] && exit 0
 best=$(.venv/bin/python - <<'PY'
