@@ -49,8 +49,8 @@ class DataConfig:
     split_seed: int = 0  # seed of the train/validation split
     flip: bool = True  # random horizontal flips while training (off for digits)
     pad_crop: int = 2  # random translations of up to this many pixels while training
-    resolution: Optional[int] = None  # imagefolder: resize to this size (pixels); synthetic: size
-    channels: Optional[int] = None  # imagefolder: 1 (grey) or 3 (RGB)
+    resolution: Optional[int] = None  # pixels; imagefolder: resize to NxN (null: the images' own); synthetic: size (null: 16)
+    channels: Optional[int] = None  # 1 (grey) or 3 (RGB); null: the images' own (imagefolder), 1 (synthetic)
 
 
 @dataclass
