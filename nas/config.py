@@ -17,11 +17,13 @@ from omegaconf import MISSING
 from search_spaces import SPACES
 
 from .errors import ConfigError
+from .model import MAX_MPARAMS
 
 __all__ = [
     "BudgetConfig",
     "DashboardConfig",
     "DataConfig",
+    "LimitsConfig",
     "NasConfig",
     "ObjectiveConfig",
     "OnCpuConfig",
@@ -31,6 +33,7 @@ __all__ = [
     "StorageConfig",
     "StudyConfig",
     "TrainConfig",
+    "check_device",
     "register_configs",
     "validate",
 ]
@@ -57,6 +60,13 @@ class DataConfig:
 class BudgetConfig:
     mflops: float = 20.0  # millions of multiply-adds (the papers' "FLOPs") per image
     mparams: Optional[float] = None  # optional cap on parameters, millions
+
+
+@dataclass
+class LimitsConfig:
+    """What a typo must not be able to start; raise a limit if you mean it."""
+
+    max_mparams: float = MAX_MPARAMS  # refuse to build networks with more parameters (millions)
 
 
 @dataclass
@@ -137,6 +147,7 @@ class NasConfig:
     space: SpaceConfig = MISSING
     data: DataConfig = MISSING
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -196,6 +207,7 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
     if cfg.data.pad_crop < 0:
         raise ConfigError("data.pad_crop", f"{cfg.data.pad_crop} is not allowed (allowed: >= 0)")
     _positive("budget.mflops", cfg.budget.mflops)
+    _positive("limits.max_mparams", cfg.limits.max_mparams)
     if cfg.budget.mparams is not None:
         _positive("budget.mparams", cfg.budget.mparams)
     p = cfg.proxy
@@ -213,8 +225,7 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
     if p.on_cpu is not None:
         _positive("proxy.on_cpu.max_train_images", p.on_cpu.max_train_images, integer=True)
         _positive("proxy.on_cpu.max_val_images", p.on_cpu.max_val_images, integer=True)
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
-        raise ConfigError("proxy.device", f"{p.device!r} is not allowed (allowed: auto, cpu, cuda, cuda:N)")
+    check_device("proxy.device", p.device)
     if cfg.objective.name not in ("pareto", "accuracy"):
         raise ConfigError("objective", f"unknown objective {cfg.objective.name!r} (allowed: pareto, accuracy)")
     if cfg.objective.name == "pareto" and cfg.objective.pruner:
@@ -232,6 +243,22 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
     _validate_storage(cfg.storage)
     if not cfg.sampler.get("_target_"):
         raise ConfigError("sampler", "needs a _target_ (choose one with sampler=tpe|nsgaii|random)")
+
+
+def check_device(field: str, name: str) -> None:
+    """Refuse a device name torch does not know, or a CUDA device this machine does not have, before
+    anything is written (otherwise every trial fails on it)."""
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ConfigError(field, f"{name!r} is not allowed (allowed: auto, cpu, cuda, cuda:N)")
+    if not name.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(name.partition(":")[2] or 0) >= count:
+        have = "no CUDA device" if count == 0 else f"{count} CUDA device{'s' if count > 1 else ''}"
+        allowed = "auto, cpu" + ("" if count == 0 else f", cuda, cuda:0..cuda:{count - 1}")
+        raise ConfigError(field, f"{name!r} is not available: this machine has {have} (allowed here: {allowed})")
 
 
 def _validate_storage(storage: StorageConfig) -> None:

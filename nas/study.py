@@ -351,7 +351,7 @@ class _Objective:
         torch.manual_seed(seed)
         model = None
         try:
-            model = build_model(arch)
+            model = build_model(arch, max_mparams=self.cfg.limits.max_mparams)
             result = train_proxy(
                 model, self.data.train, self.val, dataclasses.replace(self.settings, seed=seed),
                 mean=self.data.mean, std=self.data.std, device=self.device, on_epoch=self._reporter(trial),

@@ -19,8 +19,9 @@ import nas.proxy
 import nas.study
 from nas.config import redact
 from nas.errors import ConfigError, SearchAborted
+from nas.model import MAX_MPARAMS
 from nas.study import run_search
-from search_spaces import Arch, reference
+from search_spaces import Arch, ShuffleStage, Stem, reference
 
 from .conftest import FAST
 
@@ -254,3 +255,82 @@ def test_arch_yaml_cannot_name_another_target_or_python_objects() -> None:
                  "_target_: !!python/name:os.system\nstem: {channels: 8}\nstages: []\n"):
         with pytest.raises(nas.ArchError):
             Arch.from_yaml(text)
+
+
+# -- limits: what a typo must not be able to start --------------------------------------------------
+
+#: 2.3 billion parameters, building it would take ~9 GB: 24*9+48 (stem), 24*24000+48000 (1x1 to the
+#: bottleneck 96000/4), 24000*9+48000 (depthwise), 24000*95976+2*95976 (1x1 to 96000-24), 96000*4+4.
+WIDE_PARAMS = 24 * 9 + 48 + 24 * 24000 + 48000 + 24000 * 9 + 48000 + 24000 * 95976 + 2 * 95976 + 96000 * 4 + 4
+WIDE = Arch(stem=Stem(24), stages=(ShuffleStage(96_000, 1, groups=1),), num_classes=4, in_channels=1, resolution=16)
+
+
+def test_build_model_refuses_a_network_over_the_parameter_limit_before_allocating() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        nas.build_model(WIDE)
+    assert time.perf_counter() - started < 1.0
+    assert nas.complexity(WIDE).params == WIDE_PARAMS
+    assert str(info.value).startswith(
+        f"limits.max_mparams: the architecture has {WIDE_PARAMS / 1e6:,.1f} M parameters, over the limit of "
+        f"{MAX_MPARAMS:g} M"
+    ), info.value
+    small = reference("shufflenet_v1_g3_0.25x", num_classes=4, in_channels=1, resolution=16)
+    with pytest.raises(ConfigError, match="over the limit of 0.01 M"):
+        nas.build_model(small, max_mparams=0.01)
+    assert isinstance(nas.build_model(small, max_mparams=None), nas.Network)
+
+
+def test_nas_train_refuses_huge_repeats_and_huge_networks_before_reading_data(tmp_path: Path) -> None:
+    repeats = tmp_path / "repeats.yaml"
+    repeats.write_text(reference("shufflenet_v1_g3_0.25x", num_classes=4, in_channels=1, resolution=16).to_yaml()
+                       .replace("repeats: 8", "repeats: 1000000"))
+    wide = tmp_path / "wide.yaml"
+    wide.write_text(WIDE.to_yaml())
+    for path, message in ((repeats, "error: stages[1].repeats: 1000000 is out of range (allowed: 1..64)"),
+                          (wide, "error: limits.max_mparams: the architecture has 2,304.9 M parameters")):
+        done = _run(TRAIN, [str(path), "data=synthetic"], tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
+        assert done.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repeats.yaml", "wide.yaml"]
+
+
+def test_a_search_fails_trials_over_the_parameter_limit_with_the_reason(make_cfg) -> None:
+    cfg = make_cfg("limits.max_mparams=0.0001", "search.max_failures=2")
+    with pytest.raises(SearchAborted, match=r"the last: ConfigError: limits.max_mparams: the architecture has"):
+        run_search(cfg, progress=False)
+    reasons = [t.user_attrs["failure"] for t in _study(cfg).trials if t.state == TrialState.FAIL]
+    assert len(reasons) == 2 and all("over the limit of 0.0001 M" in r for r in reasons)
+
+
+# -- devices --------------------------------------------------------------------------------------
+
+
+def test_cuda_on_a_machine_without_cuda_is_refused_before_anything_is_written(make_cfg, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = make_cfg("proxy.device=cuda")
+    with pytest.raises(ConfigError, match=r"^proxy.device: 'cuda' is not available: this machine has no CUDA "
+                                          r"device \(allowed here: auto, cpu\)"):
+        run_search(cfg, progress=False)
+    assert not Path(cfg.output_dir).exists()
+
+
+def test_a_cuda_index_past_the_last_gpu_is_refused(make_cfg, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"^proxy.device: 'cuda:2' is not available: this machine has 2 CUDA "
+                                          r"devices \(allowed here: auto, cpu, cuda, cuda:0\.\.cuda:1\)"):
+        run_search(make_cfg("proxy.device=cuda:2"), progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_one_line_for_nas_search_and_nas_train(tmp_path: Path) -> None:
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(reference("shufflenet_v1_g3_0.25x", num_classes=4, in_channels=1, resolution=16).to_yaml())
+    for code, args, field in ((SEARCH, ["data=synthetic", "study.name=c", "proxy.device=cuda"], "proxy.device"),
+                              (TRAIN, [str(arch), "data=synthetic", "train.device=cuda"], "train.device")):
+        done = _run(code, args, tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == f"error: {field}: 'cuda' is not available: this machine has no CUDA device " \
+                              "(allowed here: auto, cpu)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.yaml"]
