@@ -7,8 +7,10 @@ The YAML files in `conf/` pick values; these schemas define fields, defaults and
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -34,6 +36,7 @@ __all__ = [
     "StudyConfig",
     "TrainConfig",
     "check_device",
+    "check_folder",
     "register_configs",
     "validate",
 ]
@@ -238,11 +241,33 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
         raise ConfigError("search.worker", f"{s.worker} is not allowed (allowed: >= 0)")
     if not STUDY_NAME.fullmatch(str(cfg.study.name)):
         raise ConfigError(
-            "study.name", f"{cfg.study.name!r} is not allowed (allowed: letters, digits, '_', '-', '.', '='; up to 100)"
+            "study.name",
+            f"{cfg.study.name!r} is not allowed (allowed: ASCII letters, digits, '_', '-', '.', '='; up to 100)",
         )
     _validate_storage(cfg.storage)
+    check_folder("output_dir", cfg.output_dir)
+    check_folder("artifact_dir", cfg.artifact_dir)
+    if cfg.storage.kind == "rdb" and cfg.storage.url.startswith("sqlite:///"):
+        check_folder("storage.url", Path(cfg.storage.url.removeprefix("sqlite:///")).parent)
+    if cfg.storage.kind == "journal" and not cfg.storage.url:
+        check_folder("storage.path", Path(cfg.storage.path or Path(cfg.output_dir) / "journal.log").parent)
     if not cfg.sampler.get("_target_"):
         raise ConfigError("sampler", "needs a _target_ (choose one with sampler=tpe|nsgaii|random)")
+
+
+def check_folder(field: str, path: str | Path) -> None:
+    """A folder a run creates or writes in: refuse a file in its place or in its path, and a folder
+    this user cannot write in, before anything is written."""
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if not part.exists():
+            continue
+        if not part.is_dir():
+            where = "" if part == path else f" ({part} is a file)"
+            raise ConfigError(field, f"{path} is not a folder{where} (allowed: a folder, or a path that does not exist yet)")
+        if not os.access(part, os.W_OK | os.X_OK):
+            raise ConfigError(field, f"cannot write in {part}: permission denied")
+        return
 
 
 def check_device(field: str, name: str) -> None:

@@ -20,7 +20,8 @@ import nas.study
 from nas.config import redact
 from nas.errors import ConfigError, SearchAborted
 from nas.model import MAX_MPARAMS
-from nas.study import run_search
+from nas.pareto import atomic_write
+from nas.study import PROCESS_KEY, fail_dead_trials, run_search, this_process
 from search_spaces import Arch, ShuffleStage, Stem, reference
 
 from .conftest import FAST
@@ -186,12 +187,25 @@ def test_an_exception_in_the_data_code_fails_only_that_trial(make_cfg, monkeypat
 # -- interrupted and killed workers ----------------------------------------------------------------
 
 
-def _start_worker(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    # What a non-interactive shell does to a job it starts with `&`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+#: nas-search whose every training step takes a second longer: a trial lasts long enough to be killed
+#: or interrupted midway on any machine, with the proxy settings of a quick search (which a resume
+#: must repeat).
+SLOW_SEARCH = ("import sys, time; import nas.proxy; augment = nas.proxy._augment; "
+               "nas.proxy._augment = lambda *a, **k: (time.sleep(1.0), augment(*a, **k))[1]; "
+               "from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()")
+
+
+def _start_worker(tmp_path: Path, *args: str, heartbeat_s: int = 1, background: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
-         "storage.heartbeat_s=1", *args],
+        [sys.executable, "-c", SLOW_SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
+         f"storage.heartbeat_s={heartbeat_s}", *args],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())}, preexec_fn=_ignore_sigint if background else None,
     )
 
 
@@ -214,8 +228,8 @@ def _wait_for_training(tmp_path: Path, worker: subprocess.Popen[str]) -> int:
     raise AssertionError("the worker never started training")
 
 
-def test_killed_worker_trial_goes_stale_and_resume_reaches_exactly_n(tmp_path: Path, make_cfg) -> None:
-    worker = _start_worker(tmp_path, "search.n_trials=3", "proxy.epochs=30")
+def test_killed_worker_trial_is_failed_and_resume_reaches_exactly_n(tmp_path: Path, make_cfg) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=3")
     killed = _wait_for_training(tmp_path, worker)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
@@ -223,7 +237,7 @@ def test_killed_worker_trial_goes_stale_and_resume_reaches_exactly_n(tmp_path: P
     result = run_search(cfg, progress=False)
     study = _study(cfg)
     states = {t.number: t.state for t in study.trials}
-    assert states[killed] == TrialState.FAIL  # failed by the heartbeat check, not left running
+    assert states[killed] == TrialState.FAIL  # failed as its dead process's, not left running
     trained = _trained_numbers(study)
     assert len(trained) == 3 == result.trained and len(set(trained)) == 3 and killed not in trained
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
@@ -231,18 +245,24 @@ def test_killed_worker_trial_goes_stale_and_resume_reaches_exactly_n(tmp_path: P
     assert rows[0] == "trial,genotype,val_acc,mmacs,mparams,yaml" and len(rows) >= 2
 
 
-def test_ctrl_c_ends_the_trial_cleanly_and_resume_completes(tmp_path: Path, make_cfg) -> None:
-    worker = _start_worker(tmp_path, "search.n_trials=2", "proxy.epochs=30")
-    interrupted = _wait_for_training(tmp_path, worker)
-    worker.send_signal(signal.SIGINT)
-    _, stderr = worker.communicate(timeout=60)
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "background job of a script"])
+def test_ctrl_c_ends_the_trial_cleanly_and_resume_completes(tmp_path: Path, make_cfg, background: bool) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=2", background=background)
+    try:
+        interrupted = _wait_for_training(tmp_path, worker)
+        worker.send_signal(signal.SIGINT)
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
     assert worker.returncode == 130 and stderr.rstrip().endswith("interrupted"), stderr
     assert "Traceback" not in stderr
     cfg = make_cfg("search.n_trials=2", "storage.heartbeat_s=1", name="w")
     study = _study(cfg)
     trial = study.trials[interrupted]
     assert trial.state == TrialState.FAIL and trial.user_attrs["failure"] == "interrupted"
-    assert run_search(cfg, progress=False).trained == 2
+    if not background:
+        assert run_search(cfg, progress=False).trained == 2
 
 
 # -- untrusted files --------------------------------------------------------------------------------
@@ -334,3 +354,160 @@ def test_cuda_without_cuda_is_one_line_for_nas_search_and_nas_train(tmp_path: Pa
         assert done.stderr == f"error: {field}: 'cuda' is not available: this machine has no CUDA device " \
                               "(allowed here: auto, cpu)\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.yaml"]
+
+
+# -- the command line and the file system -----------------------------------------------------------
+
+
+def test_a_non_ascii_study_name_gets_the_allowed_characters_line(tmp_path: Path) -> None:
+    done = _run(SEARCH, ["data=synthetic", "study.name=modèle"], tmp_path)
+    assert done.returncode == 2 and done.stderr == (
+        "error: study.name: 'modèle' is not allowed (allowed: ASCII letters, digits, '_', '-', '.', '='; up to 100)\n"
+    ), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_non_ascii_folder_name_is_read_as_the_string_it_is(tmp_path: Path) -> None:
+    done = _run(SEARCH, ["data=fashion_mnist", "data.root=données", "study.name=x"], tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith(
+        "error: data.root: Fashion-MNIST not found (looked in données for"), done.stderr
+
+
+@pytest.mark.parametrize("blocker", ["runs/t", "runs"], ids=["the run folder", "a folder above it"])
+def test_a_file_where_the_run_folder_should_be_is_refused(make_cfg, tmp_path: Path, blocker: str) -> None:
+    (tmp_path / blocker).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / blocker).write_text("not a folder")
+    cfg = make_cfg()
+    with pytest.raises(ConfigError) as info:
+        run_search(cfg, progress=False)
+    assert str(info.value) == (
+        f"output_dir: {cfg.output_dir} is not a folder"
+        + ("" if blocker == "runs/t" else f" ({tmp_path / 'runs'} is a file)")
+        + " (allowed: a folder, or a path that does not exist yet)"
+    )
+    assert (tmp_path / blocker).read_text() == "not a folder"
+
+
+def test_a_file_where_the_run_folder_should_be_is_one_line_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "runs").write_text("")
+    done = _run(SEARCH, ["data=synthetic", "study.name=f"], tmp_path)
+    assert done.returncode == 2 and done.stderr == (
+        "error: output_dir: runs/f is not a folder (runs is a file) (allowed: a folder, or a path that does not "
+        "exist yet)\n"), done.stderr
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_atomic_writes_follow_the_umask_and_keep_an_existing_files_mode(tmp_path: Path, umask_022) -> None:
+    atomic_write(tmp_path / "new.csv", "a,b\n")
+    assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o644
+    os.umask(0o002)
+    atomic_write(tmp_path / "shared.csv", "a,b\n")
+    assert (tmp_path / "shared.csv").stat().st_mode & 0o777 == 0o664
+    (tmp_path / "private.yaml").write_text("old")
+    (tmp_path / "private.yaml").chmod(0o640)
+    atomic_write(tmp_path / "private.yaml", "new")
+    assert (tmp_path / "private.yaml").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_searchs_output_files_are_readable_by_others_under_umask_022(make_cfg, umask_022) -> None:
+    cfg = make_cfg("search.n_trials=1")
+    run_search(cfg, progress=False)
+    out = Path(cfg.output_dir)
+    files = [out / "pareto.csv", out / "pareto.png", out / "config-worker0.yaml", *(out / "export").glob("*.yaml")]
+    assert len(files) >= 4
+    assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: oct(0o644) for f in files}
+
+
+# -- resuming: a killed run's own trials, a changed proxy ------------------------------------------------
+
+
+def _running_trial(study: optuna.Study, owner: dict | None, *, heartbeat: bool) -> int:
+    """A RUNNING trial as a worker leaves it: admitted, its process recorded, maybe a heartbeat."""
+    trial = study.ask()
+    trial.set_user_attr("status", "admitted")
+    if owner is not None:
+        trial.set_user_attr(PROCESS_KEY, owner)
+    if heartbeat:
+        study._storage.record_heartbeat(trial._trial_id)
+    return trial.number
+
+
+def test_dead_trials_are_told_from_live_ones_by_host_pid_and_heartbeat(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=1", "storage.heartbeat_s=1")
+    run_search(cfg, progress=False)
+    study = optuna.load_study(study_name=cfg.study.name, storage=nas.study.make_storage(cfg))
+    ended_pid = subprocess.Popen(["true"])  # a pid that has just ended
+    ended_pid.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        me = this_process()
+        numbers = {
+            "own, ended": _running_trial(study, {**me, "pid": ended_pid.pid, "start": None}, heartbeat=True),
+            "own, alive, heartbeat stale": _running_trial(study, {**me, "pid": live.pid, "start": None}, heartbeat=True),
+            "elsewhere, heartbeat stale": _running_trial(study, {"host": "other-host", "pid": 7, "start": 1},
+                                                         heartbeat=True),
+        }
+        time.sleep(3.5)  # past the grace period of 2 x heartbeat_s (SQLite keeps whole seconds)
+        numbers["elsewhere, heartbeat fresh"] = _running_trial(study, {"host": "other-host", "pid": 8, "start": 1},
+                                                               heartbeat=True)
+        failed = fail_dead_trials(study, grace_s=2)
+    finally:
+        live.kill()
+        live.wait()
+    trials = {t.number: t for t in study.get_trials()}
+    assert sorted(failed) == sorted([numbers["own, ended"], numbers["elsewhere, heartbeat stale"]])
+    own = trials[numbers["own, ended"]]
+    assert own.state == TrialState.FAIL
+    assert own.user_attrs["failure"] == f"killed: its process {ended_pid.pid} on {me['host']} ended without finishing it"
+    lost = trials[numbers["elsewhere, heartbeat stale"]]
+    assert lost.state == TrialState.FAIL
+    assert lost.user_attrs["failure"] == "lost: no heartbeat for over 2 s from its worker on other-host"
+    assert trials[numbers["own, alive, heartbeat stale"]].state == TrialState.RUNNING
+    assert trials[numbers["elsewhere, heartbeat fresh"]].state == TrialState.RUNNING
+
+
+def test_resuming_after_a_sigkill_fails_the_dead_runs_trial_at_once_and_goes_on(tmp_path: Path, make_cfg,
+                                                                               caplog) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=1", heartbeat_s=60)
+    try:
+        killed = _wait_for_training(tmp_path, worker)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    cfg = make_cfg("search.n_trials=1", "storage.heartbeat_s=60", name="w")
+    started = time.monotonic()
+    with caplog.at_level("INFO", logger="nas"):
+        result = run_search(cfg, progress=False)
+    assert time.monotonic() - started < 110  # the heartbeat alone would free the slot after 120 s
+    assert not [r for r in caplog.records if "waiting for" in r.getMessage()]
+    trial = _study(cfg).trials[killed]
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["failure"] == (
+        f"killed: its process {worker.pid} on {trial.user_attrs[PROCESS_KEY]['host']} ended without finishing it"
+    )
+    assert result.trained == 1 and result.failed == 1
+
+
+def test_resuming_with_another_proxy_is_refused_naming_the_field(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=1")
+    run_search(cfg, progress=False)
+    recorded = (Path(cfg.output_dir) / "config-worker0.yaml").read_text()
+    with pytest.raises(ConfigError) as info:
+        run_search(make_cfg("search.n_trials=2", "proxy.epochs=3"), progress=False)
+    assert str(info.value) == (
+        "proxy.epochs: 3 differs from the 1 that study 't' was searched with: its architectures would be "
+        "scored by two proxies (allowed: 1 to resume, or another study.name for a new search)"
+    )
+    assert (Path(cfg.output_dir) / "config-worker0.yaml").read_text() == recorded
+    assert len(_trained_numbers(_study(cfg))) == 1
+    with pytest.raises(ConfigError, match=r"^data.pad_crop: 2 differs from the 1 that study 't' was searched with"):
+        run_search(make_cfg("search.n_trials=2", "data.pad_crop=2"), progress=False)
+    assert run_search(make_cfg("search.n_trials=2", "proxy.device=cpu"), progress=False).trained == 2
