@@ -72,7 +72,10 @@ def load_weights(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
     import pickle
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns of pickle protocols it may not read; what it cannot read is reported below.
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         reason = "torch.load with weights_only refused it: only tensors and plain containers are read"
         raise DataError(f"{path} cannot be loaded as weights ({reason}); train it again with nas-train") from None
