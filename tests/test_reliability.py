@@ -187,11 +187,6 @@ def test_an_exception_in_the_data_code_fails_only_that_trial(make_cfg, monkeypat
 # -- interrupted and killed workers ----------------------------------------------------------------
 
 
-def _ignore_sigint() -> None:
-    # What a non-interactive shell does to a job it starts with `&`.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 #: nas-search whose every training step takes a second longer: a trial lasts long enough to be killed
 #: or interrupted midway on any machine, with the proxy settings of a quick search (which a resume
 #: must repeat).
@@ -201,12 +196,13 @@ SLOW_SEARCH = ("import sys, time; import nas.proxy; augment = nas.proxy._augment
 
 
 def _start_worker(tmp_path: Path, *args: str, heartbeat_s: int = 1, background: bool = False) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", SLOW_SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
-         f"storage.heartbeat_s={heartbeat_s}", *args],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path.cwd())}, preexec_fn=_ignore_sigint if background else None,
-    )
+    command = [sys.executable, "-c", SLOW_SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
+               f"storage.heartbeat_s={heartbeat_s}", *args]
+    if background:
+        # What a non-interactive shell does to a job it starts with `&`: SIGINT ignored, kept over exec.
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path.cwd())})
 
 
 def _wait_for_training(tmp_path: Path, worker: subprocess.Popen[str]) -> int:
