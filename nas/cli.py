@@ -48,13 +48,16 @@ def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any
 
 
 def _terminate_as_interrupt() -> None:
-    """SIGTERM (a scheduler's stop, `kill`) ends the current trial like Ctrl-C does."""
+    """SIGTERM (a scheduler's stop, `kill`) ends the current trial like Ctrl-C does, and so does
+    SIGINT even where it was inherited as ignored: a non-interactive shell ignores it in the jobs
+    it starts with `&`, and Python then leaves it ignored, so `kill -INT` did nothing."""
     import signal
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def load_arch(name_or_path: str, input_size: Sequence[int] | None = None) -> tuple[str, Arch]:
@@ -176,6 +179,19 @@ def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
     raise SystemExit(2)
 
 
+def _quote_non_ascii(args: list[str]) -> list[str]:
+    """Hydra's override grammar reads unquoted values as ASCII only, though such a value (a folder
+    with accents, a study name) can only be a string: quote it, so that it is read as the string it
+    is and validated like any other value."""
+    quoted = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key.isascii() and not value.isascii() and not any(c in value for c in "'\"\\$[]{}(),"):
+            arg = f"{key}='{value}'"
+        quoted.append(arg)
+    return quoted
+
+
 def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     """Run `task(typed_config)` as a Hydra app over `conf/`, turning user errors into one line."""
     import hydra
@@ -188,6 +204,7 @@ def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
         sys.argv.remove("--verbose")
     register_configs()
     _terminate_as_interrupt()
+    sys.argv[1:] = _quote_non_ascii(sys.argv[1:])
     _check_overrides(config_name, sys.argv[1:], verbose or os.environ.get("HYDRA_FULL_ERROR") == "1")
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)

@@ -7,8 +7,10 @@ The YAML files in `conf/` pick values; these schemas define fields, defaults and
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -17,11 +19,13 @@ from omegaconf import MISSING
 from search_spaces import SPACES
 
 from .errors import ConfigError
+from .model import MAX_MPARAMS
 
 __all__ = [
     "BudgetConfig",
     "DashboardConfig",
     "DataConfig",
+    "LimitsConfig",
     "NasConfig",
     "ObjectiveConfig",
     "OnCpuConfig",
@@ -31,6 +35,8 @@ __all__ = [
     "StorageConfig",
     "StudyConfig",
     "TrainConfig",
+    "check_device",
+    "check_folder",
     "register_configs",
     "validate",
 ]
@@ -49,14 +55,21 @@ class DataConfig:
     split_seed: int = 0  # seed of the train/validation split
     flip: bool = True  # random horizontal flips while training (off for digits)
     pad_crop: int = 2  # random translations of up to this many pixels while training
-    resolution: Optional[int] = None  # imagefolder: resize to this size (pixels); synthetic: size
-    channels: Optional[int] = None  # imagefolder: 1 (grey) or 3 (RGB)
+    resolution: Optional[int] = None  # pixels; imagefolder: resize to NxN (null: the images' own); synthetic: size (null: 16)
+    channels: Optional[int] = None  # 1 (grey) or 3 (RGB); null: the images' own (imagefolder), 1 (synthetic)
 
 
 @dataclass
 class BudgetConfig:
     mflops: float = 20.0  # millions of multiply-adds (the papers' "FLOPs") per image
     mparams: Optional[float] = None  # optional cap on parameters, millions
+
+
+@dataclass
+class LimitsConfig:
+    """What a typo must not be able to start; raise a limit if you mean it."""
+
+    max_mparams: float = MAX_MPARAMS  # refuse to build networks with more parameters (millions)
 
 
 @dataclass
@@ -142,6 +155,7 @@ class NasConfig:
     space: SpaceConfig = MISSING
     data: DataConfig = MISSING
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -201,6 +215,7 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
     if cfg.data.pad_crop < 0:
         raise ConfigError("data.pad_crop", f"{cfg.data.pad_crop} is not allowed (allowed: >= 0)")
     _positive("budget.mflops", cfg.budget.mflops)
+    _positive("limits.max_mparams", cfg.limits.max_mparams)
     if cfg.budget.mparams is not None:
         _positive("budget.mparams", cfg.budget.mparams)
     p = cfg.proxy
@@ -222,8 +237,7 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
             _positive("proxy.on_cpu.batch_size", p.on_cpu.batch_size, integer=True)
         if p.on_cpu.lr is not None:
             _positive("proxy.on_cpu.lr", p.on_cpu.lr)
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
-        raise ConfigError("proxy.device", f"{p.device!r} is not allowed (allowed: auto, cpu, cuda, cuda:N)")
+    check_device("proxy.device", p.device)
     if cfg.objective.name not in ("pareto", "accuracy"):
         raise ConfigError("objective", f"unknown objective {cfg.objective.name!r} (allowed: pareto, accuracy)")
     if cfg.objective.name == "pareto" and cfg.objective.pruner:
@@ -236,11 +250,49 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
         raise ConfigError("search.worker", f"{s.worker} is not allowed (allowed: >= 0)")
     if not STUDY_NAME.fullmatch(str(cfg.study.name)):
         raise ConfigError(
-            "study.name", f"{cfg.study.name!r} is not allowed (allowed: letters, digits, '_', '-', '.', '='; up to 100)"
+            "study.name",
+            f"{cfg.study.name!r} is not allowed (allowed: ASCII letters, digits, '_', '-', '.', '='; up to 100)",
         )
     _validate_storage(cfg.storage)
+    check_folder("output_dir", cfg.output_dir)
+    check_folder("artifact_dir", cfg.artifact_dir)
+    if cfg.storage.kind == "rdb" and cfg.storage.url.startswith("sqlite:///"):
+        check_folder("storage.url", Path(cfg.storage.url.removeprefix("sqlite:///")).parent)
+    if cfg.storage.kind == "journal" and not cfg.storage.url:
+        check_folder("storage.path", Path(cfg.storage.path or Path(cfg.output_dir) / "journal.log").parent)
     if not cfg.sampler.get("_target_"):
         raise ConfigError("sampler", "needs a _target_ (choose one with sampler=tpe|nsgaii|random)")
+
+
+def check_folder(field: str, path: str | Path) -> None:
+    """A folder a run creates or writes in: refuse a file in its place or in its path, and a folder
+    this user cannot write in, before anything is written."""
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if not part.exists():
+            continue
+        if not part.is_dir():
+            where = "" if part == path else f" ({part} is a file)"
+            raise ConfigError(field, f"{path} is not a folder{where} (allowed: a folder, or a path that does not exist yet)")
+        if not os.access(part, os.W_OK | os.X_OK):
+            raise ConfigError(field, f"cannot write in {part}: permission denied")
+        return
+
+
+def check_device(field: str, name: str) -> None:
+    """Refuse a device name torch does not know, or a CUDA device this machine does not have, before
+    anything is written (otherwise every trial fails on it)."""
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ConfigError(field, f"{name!r} is not allowed (allowed: auto, cpu, cuda, cuda:N)")
+    if not name.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(name.partition(":")[2] or 0) >= count:
+        have = "no CUDA device" if count == 0 else f"{count} CUDA device{'s' if count > 1 else ''}"
+        allowed = "auto, cpu" + ("" if count == 0 else f", cuda, cuda:0..cuda:{count - 1}")
+        raise ConfigError(field, f"{name!r} is not available: this machine has {have} (allowed here: {allowed})")
 
 
 def _validate_storage(storage: StorageConfig) -> None:

@@ -12,9 +12,11 @@ import logging
 import os
 import pickle
 import struct
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,8 +71,12 @@ class Dataset:
 
 def _open(path: Path) -> bytes:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        return f.read()
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as err:  # truncated, not gzip, corrupt deflate data
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise DataError(f"{path} cannot be read ({reason}); download it again") from None
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -78,6 +84,8 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated: its header ends inside the sizes of its {ndim} dimensions")
     dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
@@ -105,13 +113,29 @@ def _file(folder: Path, name: str) -> Path:
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
+def _idx_split(images_path: Path, labels_path: Path, classes: int) -> Split:
+    """Images and their labels, which must be as many as the images (a pair of files from one
+    release), with every label a class index."""
+    images, labels = _read_idx(images_path), _read_idx(labels_path)
+    if images.ndim != 3:
+        raise DataError(f"{images_path} holds {images.ndim}-dimensional data (allowed: images, N x H x W)")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path} holds {labels.ndim}-dimensional data (allowed: labels, N)")
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels: "
+            "they must come from the same release (download both again)"
+        )
+    if labels.size and int(labels.max()) >= classes:
+        raise DataError(f"{labels_path}: label {int(labels.max())} is out of range (allowed: 0..{classes - 1})")
+    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
 def _idx_dataset(name: str, defaults: Sequence[str], how: str) -> Callable[..., tuple[Split, Split, int]]:
     def load(root: str | None, **_: object) -> tuple[Split, Split, int]:
         folder = _find(name, root, defaults, IDX_FILES, how)
-        images = [torch.from_numpy(_read_idx(_file(folder, f)).copy()) for f in IDX_FILES]
-        train = Split(images[0].unsqueeze(1), images[1].long())
-        test = Split(images[2].unsqueeze(1), images[3].long())
-        return train, test, 10
+        paths = [_file(folder, f) for f in IDX_FILES]
+        return _idx_split(paths[0], paths[1], 10), _idx_split(paths[2], paths[3], 10), 10
 
     return load
 
@@ -143,17 +167,39 @@ CIFAR_HOW = (
     "set data.root to the unpacked folder."
 )
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: PIL modes of single-channel images; a folder of them only is read as grey (1 channel).
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def _class_images(folder: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
+    """(image path, label) for every PNG/JPEG of every class folder; each must hold some."""
+    found = []
+    for label, cls in enumerate(classes):
+        paths = sorted(p for p in (folder / cls).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not paths:
+            raise DataError(f"data.root: the class folder {folder / cls} has no PNG or JPEG images "
+                            "(add images or remove the folder)")
+        found.extend((path, label) for path in paths)
+    return found
+
+
+def _open_image(path: Path, read: Callable[..., np.ndarray]) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return read(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:  # PIL's ways of saying "corrupt"
+        raise DataError(f"data.root: cannot read the image {path} ({err}); remove or replace it") from None
 
 
 def _imagefolder(root: str | None, *, resolution: int | None, channels: int | None, **_: object) -> tuple[Split, Split, int]:
+    """Class-per-folder images. Channels and size follow the images (grey -> 1 channel, their common
+    size) unless `channels` or `resolution` is given; then every image is converted and resized."""
     from PIL import Image
 
     if not root:
         raise ConfigError("data.root", "imagefolder needs data.root=DIR (a folder with one subfolder per class)")
-    if not resolution:
-        raise ConfigError("data.resolution", "imagefolder needs the image size to resize to, e.g. data.resolution=32")
-    if channels not in (1, 3):
-        raise ConfigError("data.channels", f"{channels!r} is not allowed (allowed: 1, 3)")
     base = Path(root).expanduser()
     if not base.is_dir():
         raise DataError(f"data.root: {base} is not a folder")
@@ -161,32 +207,48 @@ def _imagefolder(root: str | None, *, resolution: int | None, channels: int | No
     has_splits = (base / "train").is_dir() and (base / "test").is_dir()
     train_dir = base / "train" if has_splits else base
     classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
-    if not classes:
-        raise DataError(f"data.root: {train_dir} has no class subfolders")
+    if len(classes) < 2:
+        raise DataError(
+            f"data.root: {train_dir} has {len(classes)} class folder{'' if len(classes) == 1 else 's'}"
+            f"{f' ({classes[0]})' if classes else ''}; a classifier needs at least 2 (one subfolder of images per class)"
+        )
+    splits = [_class_images(train_dir, classes)] + ([_class_images(base / "test", classes)] if has_splits else [])
+    listed = [path for split in splits for path, _ in split]
+    headers = [_open_image(path, lambda img: (img.mode, img.size)) for path in listed]
+    if channels is None:
+        channels = 1 if all(mode in GREY_MODES for mode, _ in headers) else 3
+    if resolution is None:
+        sizes = sorted({size for _, size in headers})
+        if len(sizes) > 1 or sizes[0][0] != sizes[0][1]:
+            shown = ", ".join(f"{w}x{h}" for w, h in sizes[:4]) + (", ..." if len(sizes) > 4 else "")
+            raise ConfigError("data.resolution", f"the images have different sizes ({shown}); "
+                                                 "set data.resolution=N to resize them to NxN")
+        resolution = sizes[0][0]
+    log.info("imagefolder: %d classes, %d images, read as %d channel(s) at %dx%d", len(classes), len(listed),
+             channels, resolution, resolution)
     mode = "L" if channels == 1 else "RGB"
 
-    def read(folder: Path) -> Split:
-        xs, ys = [], []
-        for label, cls in enumerate(classes):
-            for path in sorted((folder / cls).glob("*")):
-                if path.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                with Image.open(path) as img:
-                    img = img.convert(mode).resize((resolution, resolution), Image.BILINEAR)
-                    xs.append(np.asarray(img, dtype=np.uint8).reshape(resolution, resolution, channels))
-                ys.append(label)
-        if not xs:
-            raise DataError(f"data.root: no PNG or JPEG images under {folder}")
-        images = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
-        return Split(images, torch.tensor(ys, dtype=torch.long))
+    def pixels(img: Any) -> np.ndarray:
+        img = img.convert(mode)
+        if img.size != (resolution, resolution):
+            img = img.resize((resolution, resolution), Image.BILINEAR)
+        return np.asarray(img, dtype=np.uint8).reshape(resolution, resolution, channels)
+
+    def read(split: list[tuple[Path, int]]) -> Split:
+        images = np.stack([_open_image(path, pixels) for path, _ in split])
+        labels = torch.tensor([label for _, label in split], dtype=torch.long)
+        return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels)
 
     if has_splits:
-        return read(train_dir), read(base / "test"), len(classes)
-    full = read(base)
+        return read(splits[0]), read(splits[1]), len(classes)
+    full = read(splits[0])
     order = torch.randperm(len(full), generator=torch.Generator().manual_seed(0))
     n_test = len(full) // 6
     test, train = order[:n_test], order[n_test:]
     return Split(full.images[train], full.labels[train]), Split(full.images[test], full.labels[test]), len(classes)
+
+
+SYNTHETIC_SIZE = 16  # pixels, when data.resolution is not set
 
 
 def _synthetic(
@@ -194,7 +256,7 @@ def _synthetic(
 ) -> tuple[Split, Split, int]:
     """Small and learnable but not trivial: each of 4 classes is a faint horizontal band at its own
     height, on noise twice as strong, so that accuracy after a short proxy varies by architecture."""
-    classes, res, ch = 4, resolution or 16, channels or 1
+    classes, res, ch = 4, resolution or SYNTHETIC_SIZE, channels or 1
     gen = torch.Generator().manual_seed(1234)
 
     def make(count: int) -> Split:
@@ -244,8 +306,10 @@ def load_dataset(
         raise ConfigError("data.name", f"unknown dataset {name!r} (allowed: {', '.join(DATASETS)})")
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError("data.val_fraction", f"{val_fraction} is out of range (allowed: between 0 and 1)")
+    _check_size(name, resolution, channels)
     root = os.path.expandvars(root) if root else None
     train_full, test, classes = DATASETS[name](root, resolution=resolution, channels=channels)
+    _check_fixed_size(name, train_full, resolution, channels)
     train, val = _stratified_split(train_full, val_fraction, split_seed)
     scaled = train.images.float().div_(255)
     mean = tuple(scaled.mean(dim=(0, 2, 3)).tolist())
@@ -253,6 +317,36 @@ def load_dataset(
     log.info("%s: %d train, %d validation, %d test images of %s", name, len(train), len(val), len(test),
              "x".join(map(str, train.images.shape[1:])))
     return Dataset(name, train, val, test, classes, mean, std)
+
+
+#: Largest image side a dataset is read or resized at (pixels): more would not fit the memory.
+MAX_RESOLUTION = 1024
+#: What a dataset reads at when data.resolution / data.channels are not set (`None`: the files' own).
+NATIVE_SIZE = {"synthetic": (SYNTHETIC_SIZE, 1)}
+
+
+def _check_size(name: str, resolution: int | None, channels: int | None) -> None:
+    """data.resolution and data.channels: unset, or a size images can be read at."""
+    low = 4 if name == "synthetic" else 1  # synthetic: one band of pixels per class
+    default_res, default_ch = NATIVE_SIZE.get(name, ("the images' own", "the images' own"))
+    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)
+                                   or not low <= resolution <= MAX_RESOLUTION):
+        raise ConfigError("data.resolution",
+                          f"{resolution!r} is not allowed (allowed: {low}..{MAX_RESOLUTION}, or null for {default_res})")
+    if channels is not None and channels not in (1, 3):
+        raise ConfigError("data.channels", f"{channels!r} is not allowed (allowed: 1, 3, or null for {default_ch})")
+
+
+def _check_fixed_size(name: str, data: Split, resolution: int | None, channels: int | None) -> None:
+    """A dataset of fixed-size images (IDX, CIFAR) is not resized: a size it does not have is refused
+    rather than ignored."""
+    _, ch, res, _ = data.images.shape
+    if resolution is not None and resolution != res:
+        raise ConfigError("data.resolution", f"{name} images are {res}x{res} and are not resized "
+                                             f"(allowed: {res}, or null)")
+    if channels is not None and channels != ch:
+        raise ConfigError("data.channels", f"{name} images have {ch} channel(s) and are not converted "
+                                           f"(allowed: {ch}, or null)")
 
 
 def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:

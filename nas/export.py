@@ -18,11 +18,11 @@ import torch
 from search_spaces import Arch
 
 from .complexity import complexity
-from .errors import ConfigError
-from .model import build_model
+from .errors import ConfigError, DataError
+from .model import MAX_MPARAMS, build_model
 from .pareto import Candidate, atomic_write
 
-__all__ = ["ONNX_TOLERANCE", "export_front", "export_model", "export_onnx", "load_model"]
+__all__ = ["ONNX_TOLERANCE", "export_front", "export_model", "export_onnx", "load_model", "load_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,35 @@ def load_model(folder: str | Path) -> torch.nn.Module:
             "nas.build_model(nas.Arch.from_yaml(...)) for an untrained network"
         )
     model = build_model(arch)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    load_weights(model, weights)
     return model.eval()
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    """Load the state dict in `path` into `model` and return it. Read with `weights_only=True`: a
+    weights file cannot run code. A file that cannot be read, is refused, or holds another
+    network's weights raises `DataError` naming it."""
+    import pickle
+
+    try:
+        with warnings.catch_warnings():
+            # torch warns of pickle protocols it may not read; what it cannot read is reported below.
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        reason = "torch.load with weights_only refused it: only tensors and plain containers are read"
+        raise DataError(f"{path} cannot be loaded as weights ({reason}); train it again with nas-train") from None
+    except Exception as err:  # noqa: BLE001 - torch.load reports a bad file as RuntimeError, EOFError, KeyError, ...
+        reason = f"{type(err).__name__}: {str(err).split('. ')[0].splitlines()[0]}" if str(err) else type(err).__name__
+        raise DataError(f"{path} cannot be loaded as weights ({reason}); train it again with nas-train") from None
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(f"it holds a {type(state).__name__}, not a state dict")
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:
+        reason = f"they are another network's: {str(err).splitlines()[0].rstrip(':')}" if isinstance(err, RuntimeError) else str(err)
+        raise DataError(f"{path} cannot be loaded as weights ({reason}); train it again with nas-train") from None
+    return state
 
 
 def export_onnx(model: torch.nn.Module, arch: Arch, path: Path, *, seed: int = 0) -> float:
@@ -112,27 +139,33 @@ def _quiet_loggers(*names: str) -> Any:
             lg.setLevel(level)
 
 
-def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dict[str, Any], command: str) -> None:
+def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dict[str, Any], command: str,
+                 max_mparams: float | None = MAX_MPARAMS) -> None:
     """A folder users can deploy from: arch.yaml, weights.pt (when trained), model.onnx,
     metrics.json and README.md (the model card)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model = build_model(arch)
-    if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write(folder / "weights.pt", buffer.getvalue())
-    else:
-        (folder / "weights.pt").unlink(missing_ok=True)
-    atomic_write(folder / "arch.yaml", arch.to_yaml())
-    diff = export_onnx(model, arch, folder / "model.onnx")
-    cost = complexity(arch)
-    record = {**metrics, "macs": cost.macs, "params": cost.params, "trained": weights is not None,
-              "onnx": {"max_abs_diff_vs_pytorch": diff, "tolerance": ONNX_TOLERANCE, "opset": "default",
-                       "input": ["batch", *[arch.in_channels, arch.resolution, arch.resolution]]}}
-    atomic_write(folder / "metrics.json", json.dumps(record, indent=2) + "\n")
-    atomic_write(folder / "README.md", _model_card(arch, record, command))
+    model = build_model(arch, max_mparams=max_mparams)
+    state = None if weights is None else load_weights(model, weights)  # before anything is written
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Built in a scratch folder beside it and swapped in whole: a failure leaves no half-made folder,
+    # and an earlier export stays as it was.
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as scratch:
+        staged = Path(scratch) / folder.name
+        staged.mkdir()
+        if state is not None:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic_write(staged / "weights.pt", buffer.getvalue())
+        atomic_write(staged / "arch.yaml", arch.to_yaml())
+        diff = export_onnx(model, arch, staged / "model.onnx")
+        cost = complexity(arch)
+        record = {**metrics, "macs": cost.macs, "params": cost.params, "trained": weights is not None,
+                  "onnx": {"max_abs_diff_vs_pytorch": diff, "tolerance": ONNX_TOLERANCE, "opset": "default",
+                           "input": ["batch", *[arch.in_channels, arch.resolution, arch.resolution]]}}
+        atomic_write(staged / "metrics.json", json.dumps(record, indent=2) + "\n")
+        atomic_write(staged / "README.md", _model_card(arch, record, command))
+        if folder.exists():
+            folder.replace(Path(scratch) / "previous")  # removed with the scratch folder
+        staged.replace(folder)
 
 
 def _model_card(arch: Arch, record: dict[str, Any], command: str) -> str:

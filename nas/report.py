@@ -12,9 +12,10 @@ import optuna
 
 from search_spaces import Arch, DataShape
 
-from .config import NasConfig, redact
-from .errors import ConfigError
-from .export import export_model
+from .config import NasConfig, check_folder, redact
+from .errors import ConfigError, DataError
+from .export import export_model, load_weights
+from .model import build_model
 from .pareto import Candidate, candidates, hypervolume, pareto_front
 from .study import make_storage, reference_points, trial_counts, write_outputs
 
@@ -78,6 +79,13 @@ def report_front(cfg: NasConfig) -> FrontReport:
     )
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} cannot be read ({err}); train it again with nas-train") from None
+
+
 def export_models(cfg: NasConfig, *, command: str = "") -> list[Path]:
     """A deployable folder per Pareto architecture under runs/<study>/models/ (see export_model)."""
     study = open_finished_study(cfg)
@@ -85,9 +93,12 @@ def export_models(cfg: NasConfig, *, command: str = "") -> list[Path]:
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture to export yet")
     data_name = study.user_attrs.get("data", "?")
-    folders = []
+    models = Path(cfg.output_dir) / "models"
+    check_folder("output_dir", models)
+    # Every file is read and checked before any folder is written: a bad one stops the export whole.
+    plans = []
     for c in front:
-        folder = Path(cfg.output_dir) / "models" / f"trial_{c.trial:04d}"
+        arch = Arch.from_yaml(c.arch_yaml)
         trained = Path(cfg.output_dir) / "export" / f"trial_{c.trial:04d}.pt"
         metrics_file = trained.with_suffix(".metrics.json")
         metrics: dict[str, Any] = {
@@ -97,11 +108,14 @@ def export_models(cfg: NasConfig, *, command: str = "") -> list[Path]:
             "normalize": {"mean": study.user_attrs.get("data_mean"), "std": study.user_attrs.get("data_std")},
         }
         if metrics_file.is_file():
-            metrics["full_training"] = json.loads(metrics_file.read_text())
-        export_model(
-            Arch.from_yaml(c.arch_yaml), folder, weights=trained if trained.is_file() else None, metrics=metrics,
-            command=command or f"nas-export study.name={study.study_name}",
-        )
-        folders.append(folder)
+            metrics["full_training"] = _read_json(metrics_file)
+        weights = trained if trained.is_file() else None
+        if weights is not None:
+            load_weights(build_model(arch, max_mparams=cfg.limits.max_mparams), weights)
+        plans.append((models / f"trial_{c.trial:04d}", arch, weights, metrics))
+    for folder, arch, weights, metrics in plans:
+        export_model(arch, folder, weights=weights, metrics=metrics, max_mparams=cfg.limits.max_mparams,
+                     command=command or f"nas-export study.name={study.study_name}")
+    folders = [folder for folder, *_ in plans]
     log.info("exported %d models under %s", len(folders), Path(cfg.output_dir) / "models")
     return folders

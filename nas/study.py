@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +36,8 @@ from .pareto import Candidate, atomic_write, candidates, hypervolume, pareto_fro
 from .proxy import EpochMetrics, ProxySettings, pick_device, train_proxy
 from .zero_cost import zero_cost_scores
 
-__all__ = ["Budget", "SearchResult", "open_study", "run_search", "trial_counts", "write_outputs"]
+__all__ = ["Budget", "SearchResult", "fail_dead_trials", "open_study", "run_search", "this_process", "trial_counts",
+           "write_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +182,40 @@ def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseSt
             f"study {cfg.study.name!r} already holds a different search ({', '.join(f'{k}={stored[k]}' for k in changed)}); "
             "choose another study.name to start a new one",
         )
+    _check_same_proxy(study, cfg)
     return study
+
+
+#: Study attribute: the settings that score a trial (proxy and data preparation), by config field.
+PROXY_SETTINGS_KEY = "proxy_settings"
+#: Proxy fields that change how fast a trial is scored or what else is recorded, not its score.
+_PROXY_FIELDS_NOT_SCORING = ("device", "eval_batch_size", "zero_cost")
+_DATA_FIELDS_SCORING = ("val_fraction", "split_seed", "flip", "pad_crop")
+
+
+def proxy_identity(cfg: NasConfig) -> dict[str, Any]:
+    """The settings every trial of a study is scored with, as `{"proxy.epochs": 1, ...}`."""
+    proxy = {f"proxy.{k}": v for k, v in dataclasses.asdict(cfg.proxy).items() if k not in _PROXY_FIELDS_NOT_SCORING}
+    data = {f"data.{k}": getattr(cfg.data, k) for k in _DATA_FIELDS_SCORING}
+    return json.loads(json.dumps({**proxy, **data}))  # as the storage gives it back
+
+
+def _check_same_proxy(study: optuna.Study, cfg: NasConfig) -> None:
+    """Record the scoring settings on a new study; refuse to resume one with others, whose trials
+    could not be compared with those it holds. A study from before they were recorded adopts them."""
+    current = proxy_identity(cfg)
+    stored = study.user_attrs.get(PROXY_SETTINGS_KEY)
+    if stored is None:
+        study.set_user_attr(PROXY_SETTINGS_KEY, current)
+        return
+    # Only fields both know: one added to the config later has no recorded value to differ from.
+    for key in (k for k in current if k in stored and stored[k] != current[k]):
+        raise ConfigError(
+            key,
+            f"{current[key]!r} differs from the {stored[key]!r} that study {cfg.study.name!r} was searched with: its "
+            f"architectures would be scored by two proxies (allowed: {stored[key]!r} to resume, or another "
+            "study.name for a new search)",
+        )
 
 
 class RandomSuggests:
@@ -304,6 +341,70 @@ def _admit(study: optuna.Study, trial: optuna.Trial, n_trials: int, wait_s: floa
         raise Withdrawn(f"{taken} earlier trials already hold the study's {n_trials} training slots")
 
 
+#: Trial attribute: the process running the trial, {"host", "pid", "start"}, so that a resumed run
+#: can tell its own dead trials from another worker's live ones.
+PROCESS_KEY = "process"
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot; Linux), which tells a reused pid apart."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])  # field 22 of proc(5), counted after the command name
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def this_process() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_ticks(os.getpid())}
+
+
+def _alive(owner: dict[str, Any]) -> bool:
+    """Whether the process recorded in `owner` (on this host) still runs."""
+    pid = owner["pid"]
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    start = owner.get("start")
+    return start is None or _start_ticks(pid) in (None, start)
+
+
+def fail_dead_trials(study: optuna.Study, grace_s: float) -> list[int]:
+    """Mark failed, with the reason, the running trials whose process is gone: this host's trials
+    whose process has ended, and any trial with no heartbeat for `grace_s` whose process is not
+    alive on this host. Returns their numbers; other workers' live trials are left alone."""
+    storage = study._storage
+    stale: set[int] = set()
+    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat) and storage.get_heartbeat_interval():
+        # NOTE: the query optuna.storages.fail_stale_trials makes; called here to fail with a reason.
+        stale = set(storage._get_stale_trial_ids(study._study_id))
+    host = socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get(PROCESS_KEY) or {}
+        local = owner.get("host") == host and isinstance(owner.get("pid"), int)
+        if local and not _alive(owner):
+            reason = f"killed: its process {owner['pid']} on {host} ended without finishing it"
+        elif t._trial_id in stale and not local:
+            where = f" on {owner['host']}" if owner.get("host") else ""
+            reason = f"lost: no heartbeat for over {grace_s:g} s from its worker{where}"
+        else:
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "failure", reason)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # its worker finished it, or another worker failed it first
+        log.warning("trial %d marked failed: %s", t.number, reason)
+        failed.append(t.number)
+    return failed
+
+
 # -- the search -----------------------------------------------------------------------------------
 
 
@@ -341,9 +442,11 @@ class _Objective:
         self.settings, self.device = settings, device
         self.budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
         self.pareto = cfg.objective.name == "pareto"
+        self.process = this_process()
         self.last: dict[str, Any] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        trial.set_user_attr(PROCESS_KEY, self.process)
         arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker)
         self.last = {"status": "rejected", "mmacs": cost.mmacs, "genotype": arch.genotype()}
         if not self.budget.admits(cost):
@@ -356,7 +459,7 @@ class _Objective:
         torch.manual_seed(seed)
         model = None
         try:
-            model = build_model(arch)
+            model = build_model(arch, max_mparams=self.cfg.limits.max_mparams)
             if self.cfg.proxy.zero_cost:
                 record_zero_cost(trial, model, self.data, self.device, seed)
             result = train_proxy(
@@ -511,6 +614,8 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     n_trials = cfg.search.n_trials
+    grace_s = 2 * cfg.storage.heartbeat_s
+    fail_dead_trials(study, grace_s)  # a killed run's own trials: failed now, not once their heartbeat lapses
     counts = trial_counts(study)
     rejected_in_row = failures_in_row = 0
     bar = tqdm(total=n_trials, initial=min(counts["trained"], n_trials), unit="arch", disable=not progress,
@@ -521,12 +626,13 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
         while counts["trained"] < n_trials:
             if counts["trained"] + counts["running"] >= n_trials:
                 # Other workers hold the last slots. A killed worker's trial is failed once its
-                # heartbeat lapses (RDB storages), which frees its slot for us.
-                waiting_since = waiting_since or time.monotonic()
-                if int(time.monotonic() - waiting_since) % 60 == 59:
-                    log.info("waiting for %d running trial(s) of other workers", counts["running"])
-                optuna.storages.fail_stale_trials(study)
-                time.sleep(1.0)
+                # process is seen gone (this host) or its heartbeat lapses (RDB storages), which
+                # frees its slot for us.
+                if not fail_dead_trials(study, grace_s):
+                    if waiting_since is None or time.monotonic() - waiting_since >= 60:
+                        waiting_since = time.monotonic()
+                        log.info("waiting for %d running trial(s) of other workers", counts["running"])
+                    time.sleep(1.0)
                 counts = trial_counts(study)
                 continue
             waiting_since = None

@@ -17,10 +17,10 @@ import torch
 from search_spaces import Arch
 
 from .complexity import complexity
-from .config import NasConfig, TrainConfig
+from .config import NasConfig, check_device
 from .data import Split, load_dataset
 from .errors import ConfigError
-from .model import build_model
+from .model import build_model, check_size
 from .pareto import atomic_write
 from .proxy import ProxySettings, evaluate, pick_device, train_proxy
 
@@ -29,13 +29,17 @@ __all__ = ["train_full"]
 log = logging.getLogger(__name__)
 
 
-def _check(train: TrainConfig) -> None:
+def _check(cfg: NasConfig) -> None:
+    train = cfg.train
     for name in ("epochs", "batch_size"):
         value = getattr(train, name)
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"train.{name}", f"{value!r} is not allowed (allowed: a positive integer)")
     if not train.lr > 0:
         raise ConfigError("train.lr", f"{train.lr!r} is not allowed (allowed: a positive number)")
+    check_device("train.device", train.device)
+    if not cfg.limits.max_mparams > 0:
+        raise ConfigError("limits.max_mparams", f"{cfg.limits.max_mparams!r} is not allowed (allowed: a positive number)")
 
 
 def train_full(cfg: NasConfig, *, command: str = "") -> dict[str, Any]:
@@ -44,8 +48,9 @@ def train_full(cfg: NasConfig, *, command: str = "") -> dict[str, Any]:
     if not cfg.arch:
         raise ConfigError("arch", "name the architecture YAML: nas-train path/to/arch.yaml [overrides]")
     path = Path(cfg.arch)
-    _check(cfg.train)
+    _check(cfg)
     arch = Arch.from_yaml(path)
+    check_size(arch, cfg.limits.max_mparams)  # before the data is read: a typo must fail at once
     d = cfg.data
     data = load_dataset(d.name, d.root, val_fraction=d.val_fraction, split_seed=d.split_seed,
                         resolution=d.resolution, channels=d.channels)
@@ -60,7 +65,7 @@ def train_full(cfg: NasConfig, *, command: str = "") -> dict[str, Any]:
     t = cfg.train
     device = pick_device(t.device)
     torch.manual_seed(t.seed)
-    model = build_model(arch)
+    model = build_model(arch, max_mparams=cfg.limits.max_mparams)
     full = Split(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.labels, data.val.labels]))
     settings = ProxySettings(
         epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,

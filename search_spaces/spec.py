@@ -34,6 +34,11 @@ TARGET = "search_spaces.build_network"
 #: Version of the YAML layout, written as `format:`; bumped when a field changes meaning.
 FORMAT = 1
 ACTIVATIONS = ("relu", "relu6")
+#: Units per stage and stages per network. Generous (ShuffleNet v1 and MobileNeXt use at most 8 and
+#: 8; ResNet-152's deepest stage has 36 blocks), and they keep a typo such as `repeats: 1000000`
+#: from building a network that fills the memory.
+MAX_REPEATS = 64
+MAX_STAGES = 32
 
 
 class ArchError(ValueError):
@@ -131,7 +136,7 @@ class ShuffleStage:
 
     def __post_init__(self) -> None:
         _check_int("out_channels", self.out_channels, 1)
-        _check_int("repeats", self.repeats, 1)
+        _check_int("repeats", self.repeats, 1, MAX_REPEATS)
         _check_choice("stride", self.stride, (1, 2))
         _check_int("groups", self.groups, 1)
         _check_choice("shuffle", self.shuffle, (False, True))
@@ -203,7 +208,7 @@ class SandglassStage:
 
     def __post_init__(self) -> None:
         _check_int("out_channels", self.out_channels, 1)
-        _check_int("repeats", self.repeats, 1)
+        _check_int("repeats", self.repeats, 1, MAX_REPEATS)
         _check_choice("stride", self.stride, (1, 2))
         _check_int("reduction", self.reduction, 1)
         _check_float("identity_mult", self.identity_mult, 0.0, 1.0, low_open=True)
@@ -280,6 +285,7 @@ class Arch:
             object.__setattr__(self, "stages", tuple(self.stages))
         if not isinstance(self.stages, tuple) or not self.stages:
             raise ArchError("stages", "expected a non-empty list of stages")
+        _check_stage_count(len(self.stages))
         channels = self.stem.channels
         for i, stage in enumerate(self.stages):
             if not isinstance(stage, tuple(STAGE_TYPES.values())):
@@ -344,6 +350,7 @@ class Arch:
         stages_data = data.pop("stages")
         if isinstance(stages_data, (str, bytes)) or not isinstance(stages_data, Sequence):
             raise ArchError("stages", "expected a list of stages")
+        _check_stage_count(len(stages_data))
         stages = tuple(_stage_from_dict(i, s) for i, s in enumerate(stages_data))
         stem = _section_from_dict("stem", Stem, data.pop("stem"))
         head = _section_from_dict("head", Head, data.pop("head", {}))
@@ -406,12 +413,16 @@ class Arch:
         stem_token, act = tokens[1].rsplit("_", 1) if "_" in tokens[1] else (tokens[1], "")
         stem = Stem(**_decode(Stem, stem_token), act=act)
         by_gene = {t.GENE: t for t in STAGE_TYPES.values()}
+        _check_stage_count(len(tokens) - 3)
         stages = []
-        for token in tokens[2:-1]:
+        for i, token in enumerate(tokens[2:-1]):
             gene = token.split("_", 1)[0]
             if gene not in by_gene:
                 raise ArchError("genotype", f"unknown stage {gene!r} (allowed: {', '.join(by_gene)})")
-            stages.append(by_gene[gene](**_decode(by_gene[gene], token)))
+            try:
+                stages.append(by_gene[gene](**_decode(by_gene[gene], token)))
+            except ArchError as err:
+                raise err.under(f"stages[{i}]") if err.field != "genotype" else err from None
         head = Head(**_decode(Head, tokens[-1]))
         c, r, k = (int(v) for v in io.groups())
         return cls(stem=stem, stages=tuple(stages), head=head, num_classes=k, in_channels=c, resolution=r)
@@ -421,11 +432,25 @@ _GENE_IO = re.compile(r"in_c(\d+)_r(\d+)_k(\d+)")
 _GENE_FIELD = re.compile(r"([a-z]+)(-?[0-9][0-9.e+-]*)")
 
 
+def _check_stage_count(count: int) -> None:
+    # Checked before the stages are read, so that a runaway list costs nothing.
+    if count > MAX_STAGES:
+        raise ArchError("stages", f"{count} stages is too many (allowed: 1..{MAX_STAGES})")
+
+
+def _number(value: Any) -> str:
+    """A field's value as the genotype writes it: integers in full (never 1e+06), floats in
+    their short form when that reads back exactly, else in full precision."""
+    if isinstance(value, (bool, int)):
+        return str(int(value))
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
 def _encode(section: Any) -> str:
     parts = [section.GENE]
     for name, code in section.CODES.items():
-        value = getattr(section, name)
-        parts.append(f"{code}{int(value) if isinstance(value, bool) else f'{value:g}'}")
+        parts.append(f"{code}{_number(getattr(section, name))}")
     return "_".join(parts)
 
 

@@ -82,3 +82,151 @@ def test_imagefolder_reads_classes_from_folders(tmp_path: Path) -> None:
     assert (red[:, 0] > 200).all() and (red[:, 2] < 60).all()
     with pytest.raises(ConfigError, match="data.channels"):
         load_dataset("imagefolder", str(tmp_path), resolution=16, channels=2)
+
+
+# -- files that disagree, are cut short or are not what they claim -------------------------------
+
+
+def _idx_folder(folder: Path, counts: dict[str, int], *, compress: bool = False, label_max: int = 9) -> None:
+    for name, count in counts.items():
+        shape = (count, 28, 28) if "images" in name else (count,)
+        array = np.zeros(shape) if "images" in name else np.arange(count) % (label_max + 1)
+        _idx(folder / name, array, compress=compress)
+
+
+IDX_COUNTS = {"train-images-idx3-ubyte": 60, "train-labels-idx1-ubyte": 60, "t10k-images-idx3-ubyte": 20,
+              "t10k-labels-idx1-ubyte": 20}
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_idx_images_and_labels_that_disagree_in_count_are_refused(tmp_path: Path, split: str) -> None:
+    _idx_folder(tmp_path, {**IDX_COUNTS, f"{split}-labels-idx1-ubyte": 10})
+    with pytest.raises(DataError) as info:
+        load_dataset("fashion_mnist", str(tmp_path))
+    images, labels = tmp_path / f"{split}-images-idx3-ubyte", tmp_path / f"{split}-labels-idx1-ubyte"
+    expected = 20 if split == "t10k" else 60
+    assert str(info.value).startswith(f"{images} holds {expected} images but {labels} holds 10 labels")
+
+
+def test_idx_labels_outside_the_ten_classes_are_refused(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, IDX_COUNTS, label_max=12)
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: label 12 is out of range \(allowed: 0\.\.9\)"):
+        load_dataset("mnist", str(tmp_path))
+
+
+def _cut(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _bad_deflate(data: bytes) -> bytes:
+    return data[:10] + bytes(b ^ 0xFF for b in data[10:30]) + data[30:]
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (_cut, "Compressed file ended before the end-of-stream marker"),
+    (lambda data: b"not gzip at all" + data, "Not a gzipped file"),
+    (_bad_deflate, "Error -3 while decompressing"),
+    (lambda data: data[:12], "Compressed file ended"),
+], ids=["truncated", "not-gzip", "corrupt", "header-only"])
+def test_truncated_or_corrupt_gz_idx_files_name_the_file(tmp_path: Path, spoil, reason: str) -> None:
+    _idx_folder(tmp_path, IDX_COUNTS, compress=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(spoil(path.read_bytes()))
+    with pytest.raises(DataError) as info:
+        load_dataset("fashion_mnist", str(tmp_path))
+    assert str(info.value).startswith(f"{path} cannot be read ("), info.value
+    assert reason in str(info.value) and "download it again" in str(info.value)
+
+
+def test_an_idx_header_cut_inside_its_sizes_is_reported_as_truncated(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, IDX_COUNTS)
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:9])
+    with pytest.raises(DataError, match="is truncated"):
+        load_dataset("fashion_mnist", str(tmp_path))
+
+
+# -- image folders ---------------------------------------------------------------------------------
+
+
+def _images(folder: Path, count: int, *, mode: str = "RGB", size: tuple[int, int] = (40, 30)) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new(mode, size, 200 if mode == "L" else (200, 20, 20)).save(folder / f"{i}.png")
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"this is not a PNG", "cannot identify image file"),
+    ("truncated", "image file is truncated"),
+], ids=["garbage", "truncated"])
+def test_a_corrupt_or_truncated_png_names_the_file(tmp_path: Path, content, reason: str) -> None:
+    _images(tmp_path / "cat", 3)
+    _images(tmp_path / "dog", 3)
+    bad = tmp_path / "dog" / "1.png"
+    if content == "truncated":
+        Image.effect_noise((64, 64), 50).save(bad)
+        content = bad.read_bytes()[:-200]
+    bad.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        load_dataset("imagefolder", str(tmp_path), resolution=16, channels=3)
+    assert str(info.value).startswith(f"data.root: cannot read the image {bad} ("), info.value
+    assert reason in str(info.value)
+
+
+def test_an_image_folder_with_one_class_is_refused(tmp_path: Path) -> None:
+    _images(tmp_path / "cat", 6)
+    with pytest.raises(DataError, match=rf"^data.root: {tmp_path} has 1 class folder \(cat\); a classifier "
+                                        r"needs at least 2 \(one subfolder of images per class\)"):
+        load_dataset("imagefolder", str(tmp_path), resolution=16, channels=3)
+
+
+def test_an_empty_class_folder_is_refused(tmp_path: Path) -> None:
+    _images(tmp_path / "cat", 6)
+    _images(tmp_path / "dog", 6)
+    (tmp_path / "eel").mkdir()
+    (tmp_path / "eel" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match=rf"^data.root: the class folder {tmp_path / 'eel'} has no PNG or JPEG images"):
+        load_dataset("imagefolder", str(tmp_path), resolution=16, channels=3)
+
+
+def test_an_image_folder_follows_the_images_size_and_colour_unless_set(tmp_path: Path) -> None:
+    for cls in ("cat", "dog"):
+        _images(tmp_path / cls, 6, mode="L", size=(28, 28))
+    assert load_dataset("imagefolder", str(tmp_path)).train.images.shape[1:] == (1, 28, 28)
+    assert load_dataset("imagefolder", str(tmp_path), channels=3).train.images.shape[1:] == (3, 28, 28)
+    assert load_dataset("imagefolder", str(tmp_path), resolution=16).train.images.shape[1:] == (1, 16, 16)
+    _images(tmp_path / "cat", 1, mode="RGB", size=(28, 28))  # one colour image: read all as RGB
+    assert load_dataset("imagefolder", str(tmp_path)).train.images.shape[1:] == (3, 28, 28)
+
+
+def test_images_of_several_sizes_need_data_resolution(tmp_path: Path) -> None:
+    _images(tmp_path / "cat", 3, size=(28, 28))
+    _images(tmp_path / "dog", 3, size=(40, 30))
+    with pytest.raises(ConfigError, match=r"^data.resolution: the images have different sizes \(28x28, 40x30\); "
+                                          r"set data.resolution=N to resize them to NxN"):
+        load_dataset("imagefolder", str(tmp_path))
+    assert load_dataset("imagefolder", str(tmp_path), resolution=20).train.images.shape[1:] == (3, 20, 20)
+
+
+# -- sizes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("resolution", -3, "4..1024, or null for 16"),
+    ("resolution", 0, "4..1024, or null for 16"),
+    ("resolution", 2, "4..1024, or null for 16"),
+    ("channels", -1, "1, 3, or null for 1"),
+    ("channels", 0, "1, 3, or null for 1"),
+])
+def test_synthetic_sizes_out_of_range_name_the_field(field: str, value: int, allowed: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_dataset("synthetic", **{field: value})
+    assert str(info.value) == f"data.{field}: {value} is not allowed (allowed: {allowed})"
+
+
+def test_a_size_that_a_fixed_size_dataset_cannot_take_is_refused(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, IDX_COUNTS)
+    assert load_dataset("mnist", str(tmp_path), resolution=28, channels=1).shape.resolution == 28
+    with pytest.raises(ConfigError, match=r"^data.resolution: mnist images are 28x28 and are not resized "
+                                          r"\(allowed: 28, or null\)"):
+        load_dataset("mnist", str(tmp_path), resolution=32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -18,6 +19,7 @@ import pytest
 import torch
 
 import nas
+from nas.errors import DataError
 from nas.export import ONNX_TOLERANCE, export_onnx
 from nas.study import run_search
 from search_spaces import Arch, Head, SandglassStage, ShuffleStage, Stem
@@ -68,7 +70,7 @@ def test_load_model_restores_weights_and_refuses_pickled_code(tmp_path: Path) ->
 
     with open(tmp_path / "weights.pt", "wb") as f:
         pickle.dump({"stem.0.0.weight": Payload()}, f)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(DataError, match="torch.load with weights_only refused it"):
         nas.load_model(tmp_path)
 
 
@@ -158,3 +160,65 @@ def test_dashboard_serves_study_metric_names_trials_and_artifacts(make_cfg, tmp_
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# -- bad weights files ------------------------------------------------------------------------------
+
+
+class _Code:
+    def __reduce__(self):
+        return (os.system, ("echo should-not-run",))
+
+
+def _bad_weights(kind: str, good: bytes) -> bytes:
+    if kind == "truncated":
+        return good[: len(good) // 2]
+    if kind == "not torch.save":
+        return b"hello world" * 10
+    if kind == "pickled code":
+        return pickle.dumps({"stem.0.0.weight": _Code()})
+    buffer = io.BytesIO()  # another network's weights
+    torch.save(nas.build_model(SHUFFLE).state_dict(), buffer)
+    return buffer.getvalue()
+
+
+BAD_WEIGHTS = {
+    "truncated": "RuntimeError: PytorchStreamReader failed reading zip archive",
+    "not torch.save": "KeyError",
+    "pickled code": "torch.load with weights_only refused it: only tensors and plain containers are read",
+    "another network": "they are another network's: Error(s) in loading state_dict for Network",
+}
+
+
+def test_export_refuses_bad_weights_naming_the_file_and_leaves_no_folder_behind(make_cfg) -> None:
+    from nas.report import export_models
+
+    cfg = make_cfg("search.n_trials=1")
+    result = run_search(cfg, progress=False)
+    trial = next(iter(result.exported))
+    weights = Path(cfg.output_dir) / "export" / f"trial_{trial:04d}.pt"
+    models = Path(cfg.output_dir) / "models"
+    good = io.BytesIO()
+    torch.save(nas.build_model(Arch.from_yaml(Path(result.exported[trial]))).state_dict(), good)
+    for kind, reason in BAD_WEIGHTS.items():
+        weights.write_bytes(_bad_weights(kind, good.getvalue()))
+        with pytest.raises(DataError) as info:
+            export_models(cfg)
+        assert str(info.value).startswith(f"{weights} cannot be loaded as weights ("), info.value
+        assert reason in str(info.value) and str(info.value).endswith("; train it again with nas-train"), info.value
+        assert not models.exists() or not list(models.iterdir()), kind
+    weights.write_bytes(good.getvalue())
+    (folder,) = export_models(cfg)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    weights.write_bytes(_bad_weights("truncated", b""))
+    with pytest.raises(DataError):
+        export_models(cfg)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the earlier export is kept whole
+    assert sorted(p.name for p in models.iterdir()) == [folder.name]
+
+
+def test_load_model_names_a_bad_weights_file(tmp_path: Path) -> None:
+    (tmp_path / "arch.yaml").write_text(SANDGLASS.to_yaml())
+    (tmp_path / "weights.pt").write_bytes(b"")
+    with pytest.raises(DataError, match=r"weights.pt cannot be loaded as weights \(EOFError"):
+        nas.load_model(tmp_path)

@@ -19,8 +19,10 @@ import nas.proxy
 import nas.study
 from nas.config import redact
 from nas.errors import ConfigError, SearchAborted
-from nas.study import run_search
-from search_spaces import Arch, reference
+from nas.model import MAX_MPARAMS
+from nas.pareto import atomic_write
+from nas.study import PROCESS_KEY, fail_dead_trials, run_search, this_process
+from search_spaces import Arch, ShuffleStage, Stem, reference
 
 from .conftest import FAST
 
@@ -185,13 +187,22 @@ def test_an_exception_in_the_data_code_fails_only_that_trial(make_cfg, monkeypat
 # -- interrupted and killed workers ----------------------------------------------------------------
 
 
-def _start_worker(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
-         "storage.heartbeat_s=1", *args],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
-    )
+#: nas-search whose every training step takes a second longer: a trial lasts long enough to be killed
+#: or interrupted midway on any machine, with the proxy settings of a quick search (which a resume
+#: must repeat).
+SLOW_SEARCH = ("import sys, time; import nas.proxy; augment = nas.proxy._augment; "
+               "nas.proxy._augment = lambda *a, **k: (time.sleep(1.0), augment(*a, **k))[1]; "
+               "from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()")
+
+
+def _start_worker(tmp_path: Path, *args: str, heartbeat_s: int = 1, background: bool = False) -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", SLOW_SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
+               f"storage.heartbeat_s={heartbeat_s}", *args]
+    if background:
+        # What a non-interactive shell does to a job it starts with `&`: SIGINT ignored, kept over exec.
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path.cwd())})
 
 
 def _wait_for_training(tmp_path: Path, worker: subprocess.Popen[str]) -> int:
@@ -213,8 +224,8 @@ def _wait_for_training(tmp_path: Path, worker: subprocess.Popen[str]) -> int:
     raise AssertionError("the worker never started training")
 
 
-def test_killed_worker_trial_goes_stale_and_resume_reaches_exactly_n(tmp_path: Path, make_cfg) -> None:
-    worker = _start_worker(tmp_path, "search.n_trials=3", "proxy.epochs=30")
+def test_killed_worker_trial_is_failed_and_resume_reaches_exactly_n(tmp_path: Path, make_cfg) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=3")
     killed = _wait_for_training(tmp_path, worker)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
@@ -222,7 +233,7 @@ def test_killed_worker_trial_goes_stale_and_resume_reaches_exactly_n(tmp_path: P
     result = run_search(cfg, progress=False)
     study = _study(cfg)
     states = {t.number: t.state for t in study.trials}
-    assert states[killed] == TrialState.FAIL  # failed by the heartbeat check, not left running
+    assert states[killed] == TrialState.FAIL  # failed as its dead process's, not left running
     trained = _trained_numbers(study)
     assert len(trained) == 3 == result.trained and len(set(trained)) == 3 and killed not in trained
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
@@ -230,18 +241,24 @@ def test_killed_worker_trial_goes_stale_and_resume_reaches_exactly_n(tmp_path: P
     assert rows[0] == "trial,genotype,val_acc,mmacs,mparams,yaml" and len(rows) >= 2
 
 
-def test_ctrl_c_ends_the_trial_cleanly_and_resume_completes(tmp_path: Path, make_cfg) -> None:
-    worker = _start_worker(tmp_path, "search.n_trials=2", "proxy.epochs=30")
-    interrupted = _wait_for_training(tmp_path, worker)
-    worker.send_signal(signal.SIGINT)
-    _, stderr = worker.communicate(timeout=60)
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "background job of a script"])
+def test_ctrl_c_ends_the_trial_cleanly_and_resume_completes(tmp_path: Path, make_cfg, background: bool) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=2", background=background)
+    try:
+        interrupted = _wait_for_training(tmp_path, worker)
+        worker.send_signal(signal.SIGINT)
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
     assert worker.returncode == 130 and stderr.rstrip().endswith("interrupted"), stderr
     assert "Traceback" not in stderr
     cfg = make_cfg("search.n_trials=2", "storage.heartbeat_s=1", name="w")
     study = _study(cfg)
     trial = study.trials[interrupted]
     assert trial.state == TrialState.FAIL and trial.user_attrs["failure"] == "interrupted"
-    assert run_search(cfg, progress=False).trained == 2
+    if not background:
+        assert run_search(cfg, progress=False).trained == 2
 
 
 # -- untrusted files --------------------------------------------------------------------------------
@@ -254,3 +271,239 @@ def test_arch_yaml_cannot_name_another_target_or_python_objects() -> None:
                  "_target_: !!python/name:os.system\nstem: {channels: 8}\nstages: []\n"):
         with pytest.raises(nas.ArchError):
             Arch.from_yaml(text)
+
+
+# -- limits: what a typo must not be able to start --------------------------------------------------
+
+#: 2.3 billion parameters, building it would take ~9 GB: 24*9+48 (stem), 24*24000+48000 (1x1 to the
+#: bottleneck 96000/4), 24000*9+48000 (depthwise), 24000*95976+2*95976 (1x1 to 96000-24), 96000*4+4.
+WIDE_PARAMS = 24 * 9 + 48 + 24 * 24000 + 48000 + 24000 * 9 + 48000 + 24000 * 95976 + 2 * 95976 + 96000 * 4 + 4
+WIDE = Arch(stem=Stem(24), stages=(ShuffleStage(96_000, 1, groups=1),), num_classes=4, in_channels=1, resolution=16)
+
+
+def test_build_model_refuses_a_network_over_the_parameter_limit_before_allocating() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        nas.build_model(WIDE)
+    assert time.perf_counter() - started < 1.0
+    assert nas.complexity(WIDE).params == WIDE_PARAMS
+    assert str(info.value).startswith(
+        f"limits.max_mparams: the architecture has {WIDE_PARAMS / 1e6:,.1f} M parameters, over the limit of "
+        f"{MAX_MPARAMS:g} M"
+    ), info.value
+    small = reference("shufflenet_v1_g3_0.25x", num_classes=4, in_channels=1, resolution=16)
+    with pytest.raises(ConfigError, match="over the limit of 0.01 M"):
+        nas.build_model(small, max_mparams=0.01)
+    assert isinstance(nas.build_model(small, max_mparams=None), nas.Network)
+
+
+def test_nas_train_refuses_huge_repeats_and_huge_networks_before_reading_data(tmp_path: Path) -> None:
+    repeats = tmp_path / "repeats.yaml"
+    repeats.write_text(reference("shufflenet_v1_g3_0.25x", num_classes=4, in_channels=1, resolution=16).to_yaml()
+                       .replace("repeats: 8", "repeats: 1000000"))
+    wide = tmp_path / "wide.yaml"
+    wide.write_text(WIDE.to_yaml())
+    for path, message in ((repeats, "error: stages[1].repeats: 1000000 is out of range (allowed: 1..64)"),
+                          (wide, "error: limits.max_mparams: the architecture has 2,304.9 M parameters")):
+        done = _run(TRAIN, [str(path), "data=synthetic"], tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith(message), done.stderr
+        assert done.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repeats.yaml", "wide.yaml"]
+
+
+def test_a_search_fails_trials_over_the_parameter_limit_with_the_reason(make_cfg) -> None:
+    cfg = make_cfg("limits.max_mparams=0.0001", "search.max_failures=2")
+    with pytest.raises(SearchAborted, match=r"the last: ConfigError: limits.max_mparams: the architecture has"):
+        run_search(cfg, progress=False)
+    reasons = [t.user_attrs["failure"] for t in _study(cfg).trials if t.state == TrialState.FAIL]
+    assert len(reasons) == 2 and all("over the limit of 0.0001 M" in r for r in reasons)
+
+
+# -- devices --------------------------------------------------------------------------------------
+
+
+def test_cuda_on_a_machine_without_cuda_is_refused_before_anything_is_written(make_cfg, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = make_cfg("proxy.device=cuda")
+    with pytest.raises(ConfigError, match=r"^proxy.device: 'cuda' is not available: this machine has no CUDA "
+                                          r"device \(allowed here: auto, cpu\)"):
+        run_search(cfg, progress=False)
+    assert not Path(cfg.output_dir).exists()
+
+
+def test_a_cuda_index_past_the_last_gpu_is_refused(make_cfg, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"^proxy.device: 'cuda:2' is not available: this machine has 2 CUDA "
+                                          r"devices \(allowed here: auto, cpu, cuda, cuda:0\.\.cuda:1\)"):
+        run_search(make_cfg("proxy.device=cuda:2"), progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_one_line_for_nas_search_and_nas_train(tmp_path: Path) -> None:
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(reference("shufflenet_v1_g3_0.25x", num_classes=4, in_channels=1, resolution=16).to_yaml())
+    for code, args, field in ((SEARCH, ["data=synthetic", "study.name=c", "proxy.device=cuda"], "proxy.device"),
+                              (TRAIN, [str(arch), "data=synthetic", "train.device=cuda"], "train.device")):
+        done = _run(code, args, tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == f"error: {field}: 'cuda' is not available: this machine has no CUDA device " \
+                              "(allowed here: auto, cpu)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arch.yaml"]
+
+
+# -- the command line and the file system -----------------------------------------------------------
+
+
+def test_a_non_ascii_study_name_gets_the_allowed_characters_line(tmp_path: Path) -> None:
+    done = _run(SEARCH, ["data=synthetic", "study.name=modèle"], tmp_path)
+    assert done.returncode == 2 and done.stderr == (
+        "error: study.name: 'modèle' is not allowed (allowed: ASCII letters, digits, '_', '-', '.', '='; up to 100)\n"
+    ), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_non_ascii_folder_name_is_read_as_the_string_it_is(tmp_path: Path) -> None:
+    done = _run(SEARCH, ["data=fashion_mnist", "data.root=données", "study.name=x"], tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith(
+        "error: data.root: Fashion-MNIST not found (looked in données for"), done.stderr
+
+
+@pytest.mark.parametrize("blocker", ["runs/t", "runs"], ids=["the run folder", "a folder above it"])
+def test_a_file_where_the_run_folder_should_be_is_refused(make_cfg, tmp_path: Path, blocker: str) -> None:
+    (tmp_path / blocker).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / blocker).write_text("not a folder")
+    cfg = make_cfg()
+    with pytest.raises(ConfigError) as info:
+        run_search(cfg, progress=False)
+    assert str(info.value) == (
+        f"output_dir: {cfg.output_dir} is not a folder"
+        + ("" if blocker == "runs/t" else f" ({tmp_path / 'runs'} is a file)")
+        + " (allowed: a folder, or a path that does not exist yet)"
+    )
+    assert (tmp_path / blocker).read_text() == "not a folder"
+
+
+def test_a_file_where_the_run_folder_should_be_is_one_line_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "runs").write_text("")
+    done = _run(SEARCH, ["data=synthetic", "study.name=f"], tmp_path)
+    assert done.returncode == 2 and done.stderr == (
+        "error: output_dir: runs/f is not a folder (runs is a file) (allowed: a folder, or a path that does not "
+        "exist yet)\n"), done.stderr
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_atomic_writes_follow_the_umask_and_keep_an_existing_files_mode(tmp_path: Path, umask_022) -> None:
+    atomic_write(tmp_path / "new.csv", "a,b\n")
+    assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o644
+    os.umask(0o002)
+    atomic_write(tmp_path / "shared.csv", "a,b\n")
+    assert (tmp_path / "shared.csv").stat().st_mode & 0o777 == 0o664
+    (tmp_path / "private.yaml").write_text("old")
+    (tmp_path / "private.yaml").chmod(0o640)
+    atomic_write(tmp_path / "private.yaml", "new")
+    assert (tmp_path / "private.yaml").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_searchs_output_files_are_readable_by_others_under_umask_022(make_cfg, umask_022) -> None:
+    cfg = make_cfg("search.n_trials=1")
+    run_search(cfg, progress=False)
+    out = Path(cfg.output_dir)
+    files = [out / "pareto.csv", out / "pareto.png", out / "config-worker0.yaml", *(out / "export").glob("*.yaml")]
+    assert len(files) >= 4
+    assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: oct(0o644) for f in files}
+
+
+# -- resuming: a killed run's own trials, a changed proxy ------------------------------------------------
+
+
+def _running_trial(study: optuna.Study, owner: dict | None, *, heartbeat: bool) -> int:
+    """A RUNNING trial as a worker leaves it: admitted, its process recorded, maybe a heartbeat."""
+    trial = study.ask()
+    trial.set_user_attr("status", "admitted")
+    if owner is not None:
+        trial.set_user_attr(PROCESS_KEY, owner)
+    if heartbeat:
+        study._storage.record_heartbeat(trial._trial_id)
+    return trial.number
+
+
+def test_dead_trials_are_told_from_live_ones_by_host_pid_and_heartbeat(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=1", "storage.heartbeat_s=1")
+    run_search(cfg, progress=False)
+    study = optuna.load_study(study_name=cfg.study.name, storage=nas.study.make_storage(cfg))
+    ended_pid = subprocess.Popen(["true"])  # a pid that has just ended
+    ended_pid.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        me = this_process()
+        numbers = {
+            "own, ended": _running_trial(study, {**me, "pid": ended_pid.pid, "start": None}, heartbeat=True),
+            "own, alive, heartbeat stale": _running_trial(study, {**me, "pid": live.pid, "start": None}, heartbeat=True),
+            "elsewhere, heartbeat stale": _running_trial(study, {"host": "other-host", "pid": 7, "start": 1},
+                                                         heartbeat=True),
+        }
+        time.sleep(3.5)  # past the grace period of 2 x heartbeat_s (SQLite keeps whole seconds)
+        numbers["elsewhere, heartbeat fresh"] = _running_trial(study, {"host": "other-host", "pid": 8, "start": 1},
+                                                               heartbeat=True)
+        failed = fail_dead_trials(study, grace_s=2)
+    finally:
+        live.kill()
+        live.wait()
+    trials = {t.number: t for t in study.get_trials()}
+    assert sorted(failed) == sorted([numbers["own, ended"], numbers["elsewhere, heartbeat stale"]])
+    own = trials[numbers["own, ended"]]
+    assert own.state == TrialState.FAIL
+    assert own.user_attrs["failure"] == f"killed: its process {ended_pid.pid} on {me['host']} ended without finishing it"
+    lost = trials[numbers["elsewhere, heartbeat stale"]]
+    assert lost.state == TrialState.FAIL
+    assert lost.user_attrs["failure"] == "lost: no heartbeat for over 2 s from its worker on other-host"
+    assert trials[numbers["own, alive, heartbeat stale"]].state == TrialState.RUNNING
+    assert trials[numbers["elsewhere, heartbeat fresh"]].state == TrialState.RUNNING
+
+
+def test_resuming_after_a_sigkill_fails_the_dead_runs_trial_at_once_and_goes_on(tmp_path: Path, make_cfg,
+                                                                               caplog) -> None:
+    worker = _start_worker(tmp_path, "search.n_trials=1", heartbeat_s=60)
+    try:
+        killed = _wait_for_training(tmp_path, worker)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    cfg = make_cfg("search.n_trials=1", "storage.heartbeat_s=60", name="w")
+    started = time.monotonic()
+    with caplog.at_level("INFO", logger="nas"):
+        result = run_search(cfg, progress=False)
+    assert time.monotonic() - started < 110  # the heartbeat alone would free the slot after 120 s
+    assert not [r for r in caplog.records if "waiting for" in r.getMessage()]
+    trial = _study(cfg).trials[killed]
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["failure"] == (
+        f"killed: its process {worker.pid} on {trial.user_attrs[PROCESS_KEY]['host']} ended without finishing it"
+    )
+    assert result.trained == 1 and result.failed == 1
+
+
+def test_resuming_with_another_proxy_is_refused_naming_the_field(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=1")
+    run_search(cfg, progress=False)
+    recorded = (Path(cfg.output_dir) / "config-worker0.yaml").read_text()
+    with pytest.raises(ConfigError) as info:
+        run_search(make_cfg("search.n_trials=2", "proxy.epochs=3"), progress=False)
+    assert str(info.value) == (
+        "proxy.epochs: 3 differs from the 1 that study 't' was searched with: its architectures would be "
+        "scored by two proxies (allowed: 1 to resume, or another study.name for a new search)"
+    )
+    assert (Path(cfg.output_dir) / "config-worker0.yaml").read_text() == recorded
+    assert len(_trained_numbers(_study(cfg))) == 1
+    with pytest.raises(ConfigError, match=r"^data.pad_crop: 2 differs from the 1 that study 't' was searched with"):
+        run_search(make_cfg("search.n_trials=2", "data.pad_crop=2"), progress=False)
+    assert run_search(make_cfg("search.n_trials=2", "proxy.device=cpu"), progress=False).trained == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 
 import nas
 from search_spaces import Arch, ArchError, Head, SandglassStage, ShuffleStage, Stem, reference, references
+from search_spaces.spec import MAX_REPEATS, MAX_STAGES
 
 HYBRID = Arch(
     stem=Stem(24, stride=1),
@@ -126,9 +128,11 @@ def test_unsafe_yaml_tags_are_refused() -> None:
         Arch.from_yaml("!!python/object/apply:os.system ['echo hi']\n")
 
 
+CLI = "import sys; from nas.cli import complexity_main; sys.argv[0] = 'nas-complexity'; complexity_main()"
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from nas.cli import complexity_main; sys.argv[0] = 'nas-complexity'; complexity_main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, check=False)
 
 
 def test_complexity_cli_json_for_reference_and_yaml(tmp_path: Path) -> None:
@@ -149,3 +153,76 @@ def test_complexity_cli_bad_input_is_one_line_and_status_2() -> None:
     assert done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith("error: NAME_OR_YAML:")
     assert _cli("mobilenext_1.0", "--input-size", "3,224").returncode == 2
+
+
+# -- bounds: huge counts are refused at once, never built or counted unit by unit ----------------
+
+
+def test_yaml_with_a_trillion_repeats_is_refused_naming_the_field() -> None:
+    data = yaml.safe_load(HYBRID.to_yaml())
+    data["stages"][0]["repeats"] = 10**12
+    started = time.perf_counter()
+    with pytest.raises(ArchError) as info:
+        Arch.from_yaml(yaml.safe_dump(data))
+    assert time.perf_counter() - started < 1.0
+    assert info.value.field == "stages[0].repeats"
+    assert str(info.value) == f"stages[0].repeats: 1000000000000 is out of range (allowed: 1..{MAX_REPEATS})"
+
+
+def test_genotype_with_a_20_digit_repeat_count_is_refused_naming_the_stage() -> None:
+    text = HYBRID.genotype().replace("_n3_", "_n12345678901234567890_")
+    with pytest.raises(ArchError, match=r"^stages\[1\]\.repeats: 12345678901234567890 is out of range"):
+        Arch.from_genotype(text)
+
+
+def test_more_stages_than_allowed_are_refused_before_any_is_read() -> None:
+    stage = "|".join(["shuf_c96_n1_s1_g4_x1"] * 100_000)
+    text = f"in_c1_r28_k10|stem_c24_s1_p0_relu|shuf_c96_n1_s2_g4_x1|{stage}|head_d0"
+    started = time.perf_counter()
+    with pytest.raises(ArchError, match=rf"^stages: 100001 stages is too many \(allowed: 1..{MAX_STAGES}\)"):
+        Arch.from_genotype(text)
+    data = yaml.safe_load(HYBRID.to_yaml())
+    data["stages"] = data["stages"][:1] * 100
+    with pytest.raises(ArchError, match=rf"^stages: 100 stages is too many \(allowed: 1..{MAX_STAGES}\)"):
+        Arch.from_dict(data)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_the_largest_allowed_network_is_counted_within_a_second() -> None:
+    stages = (ShuffleStage(96, MAX_REPEATS, groups=4),) + (ShuffleStage(96, MAX_REPEATS, stride=1, groups=4),) * (MAX_STAGES - 1)
+    arch = Arch(stem=Stem(24), stages=stages, num_classes=10, in_channels=1, resolution=28)
+    started = time.perf_counter()
+    cost = nas.complexity(arch)
+    assert time.perf_counter() - started < 1.0
+    two = nas.complexity(Arch(stem=Stem(24), stages=(ShuffleStage(96, 2, groups=4),), num_classes=10,
+                              in_channels=1, resolution=28))
+    three = nas.complexity(Arch(stem=Stem(24), stages=(ShuffleStage(96, 3, groups=4),), num_classes=10,
+                                in_channels=1, resolution=28))
+    per_unit = three.macs - two.macs  # one more stride-1 unit at 96 channels, 14x14
+    assert cost.macs == two.macs + per_unit * (MAX_REPEATS * MAX_STAGES - 2)
+    assert cost.params == two.params + (three.params - two.params) * (MAX_REPEATS * MAX_STAGES - 2)
+
+
+def test_complexity_cli_refuses_a_trillion_repeats_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text(HYBRID.to_yaml().replace("repeats: 3", f"repeats: {10**12}"))
+    done = subprocess.run([sys.executable, "-c", CLI, str(path)], capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: stages[1].repeats: 1000000000000 is out of range"), done.stderr
+
+
+# -- genotype round trip --------------------------------------------------------------------------
+
+
+def test_genotype_round_trips_widths_over_a_million_and_floats_with_many_digits() -> None:
+    arch = Arch(
+        stem=Stem(24),
+        stages=(ShuffleStage(1_200_000, 2, groups=3), SandglassStage(1_200_000, 1, identity_mult=0.123456789)),
+        head=Head(dropout=1e-5),
+        num_classes=10, in_channels=1, resolution=28,
+    )
+    text = arch.genotype()
+    assert "c1200000" in text and "e+06" not in text
+    assert Arch.from_genotype(text) == arch
+    assert HYBRID.genotype().endswith("|sg_c192_n3_s2_t4_m0.5_k1|shuf_c384_n1_s2_g8_x1|head_d0.1")  # unchanged
