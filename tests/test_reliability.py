@@ -129,10 +129,10 @@ def faulty_models(monkeypatch):
         def forward(self, x):  # what a CUDA allocation failure raises; simulated on the CPU
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    def build(arch):
+    def build(arch, **limits):
         kind = faults.get(calls["n"])
         calls["n"] += 1
-        model = real(arch)
+        model = real(arch, **limits)
         if kind == "nan":
             torch.nn.init.constant_(model.classifier.bias, float("nan"))
         elif kind == "oom":
