@@ -117,7 +117,9 @@ def zico(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]])
     gradient on each minibatch (population std; weights whose gradient does not vary are left
     out, as in the authors' code). Needs at least two minibatches."""
     batches = list(batches)
-    net = _scoring_copy(model, batches[0][0].device) if batches else model
+    if len(batches) < 2:
+        raise ValueError("zico: needs at least two minibatches (the gradients' spread across them)")
+    net = _scoring_copy(model, batches[0][0].device)
     net.train()
     layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     grads: list[list[torch.Tensor]] = [[] for _ in layers]
@@ -126,8 +128,6 @@ def zico(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]])
         F.cross_entropy(net(x), y).backward()
         for store, layer in zip(grads, layers):
             store.append(layer.weight.grad.detach().flatten().to(torch.float64).clone())
-    if len(grads[0]) < 2:
-        raise ValueError("zico: needs at least two minibatches (the gradients' spread across them)")
     score = 0.0
     for per_batch in grads:
         g = torch.stack(per_batch)
