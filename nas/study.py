@@ -341,8 +341,8 @@ def _admit(study: optuna.Study, trial: optuna.Trial, n_trials: int, wait_s: floa
         raise Withdrawn(f"{taken} earlier trials already hold the study's {n_trials} training slots")
 
 
-#: Trial attribute: the process running the trial, {"host", "pid", "start"}, so that a resumed run
-#: can tell its own dead trials from another worker's live ones.
+#: Trial attribute: the process running the trial, {"host", "pidns", "pid", "start"}, so that a
+#: resumed run can tell its own dead trials from another worker's live ones.
 PROCESS_KEY = "process"
 
 
@@ -355,8 +355,18 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
+def _pid_namespace() -> str | None:
+    # Containers sharing a host name may each number their processes from 1: their pids are
+    # comparable only within one pid namespace (Linux).
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def this_process() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_ticks(os.getpid())}
+    return {"host": socket.gethostname(), "pidns": _pid_namespace(), "pid": os.getpid(),
+            "start": _start_ticks(os.getpid())}
 
 
 def _alive(owner: dict[str, Any]) -> bool:
@@ -383,11 +393,12 @@ def fail_dead_trials(study: optuna.Study, grace_s: float) -> list[int]:
     if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat) and storage.get_heartbeat_interval():
         # NOTE: the query optuna.storages.fail_stale_trials makes; called here to fail with a reason.
         stale = set(storage._get_stale_trial_ids(study._study_id))
-    host = socket.gethostname()
+    host, namespace = socket.gethostname(), _pid_namespace()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get(PROCESS_KEY) or {}
-        local = owner.get("host") == host and isinstance(owner.get("pid"), int)
+        local = (owner.get("host") == host and owner.get("pidns") == namespace
+                 and isinstance(owner.get("pid"), int))
         if local and not _alive(owner):
             reason = f"killed: its process {owner['pid']} on {host} ended without finishing it"
         elif t._trial_id in stale and not local:

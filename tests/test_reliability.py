@@ -454,6 +454,8 @@ def test_dead_trials_are_told_from_live_ones_by_host_pid_and_heartbeat(make_cfg)
         time.sleep(3.5)  # past the grace period of 2 x heartbeat_s (SQLite keeps whole seconds)
         numbers["elsewhere, heartbeat fresh"] = _running_trial(study, {"host": "other-host", "pid": 8, "start": 1},
                                                                heartbeat=True)
+        numbers["this host name, another pid namespace"] = _running_trial(
+            study, {**me, "pidns": "pid:[1]", "pid": ended_pid.pid, "start": None}, heartbeat=True)
         failed = fail_dead_trials(study, grace_s=2)
     finally:
         live.kill()
@@ -468,6 +470,7 @@ def test_dead_trials_are_told_from_live_ones_by_host_pid_and_heartbeat(make_cfg)
     assert lost.user_attrs["failure"] == "lost: no heartbeat for over 2 s from its worker on other-host"
     assert trials[numbers["own, alive, heartbeat stale"]].state == TrialState.RUNNING
     assert trials[numbers["elsewhere, heartbeat fresh"]].state == TrialState.RUNNING
+    assert trials[numbers["this host name, another pid namespace"]].state == TrialState.RUNNING
 
 
 def test_resuming_after_a_sigkill_fails_the_dead_runs_trial_at_once_and_goes_on(tmp_path: Path, make_cfg,
