@@ -253,12 +253,15 @@ def main() -> None:
     parser.add_argument("--columns", help="comma-separated subset of the columns to run (default: all)")
     args = parser.parse_args()
 
-    from search_spaces import DataShape
+    from search_spaces import Arch, DataShape
 
     size = SIZES[args.size]
     out = args.out or ROOT / "bench" / "results" / f"rank_table_{args.size}.jsonl"
-    archs = choose_archs(size, DataShape(1, 28, 10))
     header, rows = read_table(out)
+    if header is None:
+        archs = choose_archs(size, DataShape(1, 28, 10))
+    else:  # a table's architectures are the ones in its header (sampling may have changed since)
+        archs = [Arch.from_genotype(a["genotype"]) for a in header["archs"]]
     fresh = _header(args.size, size, archs, args)
     if header is None:
         out.parent.mkdir(parents=True, exist_ok=True)

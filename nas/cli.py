@@ -225,8 +225,10 @@ def _print_table(front: Sequence[Any]) -> None:
 def _print_front(result: Any) -> None:
     minutes, seconds = divmod(result.wall_s, 60)
     print(
-        f"\nstudy {result.study_name}: {result.trained} trained, {result.rejected} rejected (over budget), "
-        f"{result.failed} failed, {result.pruned} pruned; {int(minutes)}m{seconds:04.1f}s on {result.device}"
+        f"\nstudy {result.study_name}: {result.trained} trained, {result.rejected} rejected (over budget; "
+        f"{100 * result.inside_budget:.0f}% of samples inside), {result.failed} failed, {result.pruned} stopped early"
+        f"{f', {result.prescreened} prescreened out' if result.prescreened else ''}; "
+        f"{int(minutes)}m{seconds:04.1f}s on {result.device}"
     )
     if result.proxy_note:
         print(f"note: {result.proxy_note}")

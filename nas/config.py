@@ -109,6 +109,16 @@ class ObjectiveConfig:
 
 
 @dataclass
+class HalvingConfig:
+    """Early stopping that keeps the Pareto mode (nas.halving): successive halving over rungs."""
+
+    enabled: bool = False  # stop trials dominated at a rung (works with objective=pareto and accuracy)
+    rungs: list[float] = field(default_factory=lambda: [0.25, 0.5])  # fractions of the proxy's steps, ascending
+    keep: float = 0.5  # share of the trials measured at a rung that continue (whole fronts, best first)
+    min_trials: int = 4  # trials a rung must have seen before it stops any
+
+
+@dataclass
 class SearchConfig:
     n_trials: int = 20  # trained architectures to reach (rejected samples do not count)
     seed: int = 0  # sampler seed; with it the same architectures are sampled again
@@ -116,6 +126,10 @@ class SearchConfig:
     max_rejected: int = 2000  # stop after this many over-budget samples in a row
     max_failures: int = 10  # stop after this many failed trials in a row
     probe_samples: int = 500  # random samples that estimate the budget's feasible share
+    budget_aware: bool = True  # draw depths and widths within what the budget leaves (false: plain space + rejection)
+    halving: HalvingConfig = field(default_factory=HalvingConfig)
+    prescreen: Optional[str] = None  # zero-cost pre-screening: naswot | zico | synflow (null: off)
+    prescreen_candidates: int = 8  # architectures drawn (and scored) per one trained
 
 
 @dataclass
@@ -201,6 +215,7 @@ def _fraction(name: str, value: float, *, closed: bool = True) -> None:
         raise ConfigError(name, f"{value!r} is out of range (allowed: 0 < {name.split('.')[-1]} {'<=' if closed else '<'} 1)")
 
 
+PRESCREEN_SCORES = ("naswot", "zico", "synflow")
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,99}")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql", "mysql+pymysql")
 
@@ -248,6 +263,20 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
     _positive("search.max_failures", s.max_failures, integer=True)
     if s.worker < 0:
         raise ConfigError("search.worker", f"{s.worker} is not allowed (allowed: >= 0)")
+    h = s.halving
+    if h.enabled:
+        if cfg.objective.pruner:
+            raise ConfigError("search.halving.enabled", "cannot be combined with objective.pruner (choose one)")
+        rungs = list(h.rungs)
+        if not rungs or any(not 0 < r < 1 for r in rungs) or rungs != sorted(set(rungs)):
+            raise ConfigError("search.halving.rungs", f"{rungs} is not allowed (allowed: ascending fractions, 0 < r < 1)")
+        _fraction("search.halving.keep", h.keep)
+        _positive("search.halving.min_trials", h.min_trials, integer=True)
+    if s.prescreen is not None:
+        if s.prescreen not in PRESCREEN_SCORES:
+            raise ConfigError("search.prescreen",
+                              f"{s.prescreen!r} is not allowed (allowed: {', '.join(PRESCREEN_SCORES)}, or null)")
+        _positive("search.prescreen_candidates", s.prescreen_candidates, integer=True)
     if not STUDY_NAME.fullmatch(str(cfg.study.name)):
         raise ConfigError(
             "study.name",

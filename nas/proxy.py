@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -150,11 +150,16 @@ def train_proxy(
     std: tuple[float, ...],
     device: torch.device | str = "auto",
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    checkpoints: Sequence[float] = (),
+    on_checkpoint: Callable[[float, float], None] | None = None,
 ) -> TrainResult:
     """Train `model` for `settings.epochs` on `train` and report accuracy on `val` after each
     epoch (`val=None` skips it: accuracy is then NaN, for a final training measured elsewhere).
 
     `on_epoch` sees every epoch's metrics and may raise (e.g. `optuna.TrialPruned`) to stop.
+    `on_checkpoint(fraction, val_acc)` is called once the steps done reach each fraction in
+    `checkpoints` (0 < fraction < 1, e.g. the rungs of successive halving), and may raise too;
+    evaluating there counts neither in `train_s` nor in an epoch's seconds.
     Raises `TrainingDiverged` when the loss is no longer finite.
     """
     started = time.perf_counter()
@@ -175,6 +180,10 @@ def train_proxy(
     total_steps = settings.epochs * steps_per_epoch
     step, train_s, loss_sum, setup_s, first_step_s = 0, 0.0, 0.0, 0.0, 0.0
     history = []
+    # The step after which each checkpoint is evaluated (at least one step in, before the end).
+    at_step = {min(total_steps - 1, max(1, math.ceil(f * total_steps))): f for f in sorted(checkpoints)}
+    if val_data is None and at_step:
+        raise ValueError("checkpoints need a validation split")
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(n, device=device, generator=gen)
@@ -194,6 +203,11 @@ def train_proxy(
                 _sync(device)
                 setup_s = time.perf_counter() - started
                 first_step_s = time.perf_counter() - epoch_start
+            if step in at_step and on_checkpoint is not None:
+                eval_start = time.perf_counter()
+                acc = evaluate(model, val_data, batch_size=settings.eval_batch_size)
+                epoch_start += time.perf_counter() - eval_start  # the evaluation is not training time
+                on_checkpoint(at_step[step], acc)
         _sync(device)
         seconds = time.perf_counter() - epoch_start
         train_s += seconds

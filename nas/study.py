@@ -10,9 +10,11 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +26,14 @@ import torch
 from hydra.utils import instantiate
 from optuna.trial import TrialState
 
-from search_spaces import Arch, DataShape, Space, get_space, reference
+from search_spaces import Arch, DataShape, Fits, Space, get_space, reference
 
 from .complexity import Complexity, complexity
 from .config import NasConfig, redact, validate
 from .data import DATASETS, Dataset, Split, load_dataset
 from .errors import ConfigError, SearchAborted
 from .export import export_front
+from .halving import Halving, record_and_decide
 from .model import build_model
 from .pareto import Candidate, atomic_write, candidates, hypervolume, pareto_front, plot_front, write_front_csv
 from .proxy import EpochMetrics, ProxySettings, pick_device, train_proxy
@@ -78,6 +81,13 @@ class SearchResult:
     hypervolume: float = 0.0
     proxy_note: str = ""
     exported: dict[int, str] = field(default_factory=dict)
+    prescreened: int = 0  # scored untrained and not chosen (search.prescreen)
+
+    @property
+    def inside_budget(self) -> float:
+        """Share of the sampled architectures that fit the budget."""
+        sampled = self.trained + self.rejected + self.failed + self.prescreened
+        return 1.0 - self.rejected / sampled if sampled else 1.0
 
 
 # -- study set-up --------------------------------------------------------------------------------
@@ -245,10 +255,18 @@ class RandomSuggests:
         return choices[int(self.rng.integers(0, len(choices)))]
 
 
-def probe_budget(space: Space, shape: DataShape, budget: Budget, samples: int, seed: int) -> dict[str, float]:
-    """Price random samples of the space; refuse a budget that none of them fits."""
+def budget_fits(budget: Budget) -> Fits:
+    """The test a budget-aware space draws its sizes with."""
+    return lambda arch: budget.admits(complexity(arch))
+
+
+def probe_budget(space: Space, shape: DataShape, budget: Budget, samples: int, seed: int,
+                 budget_aware: bool = True) -> dict[str, float]:
+    """Price random samples of the space (drawn as the search draws them); refuse a budget that
+    none of them fits."""
     rng, small = RandomSuggests(seed), RandomSuggests(seed, smallest=True)
-    costs = [complexity(space(rng, shape)) for _ in range(samples)]
+    fits = budget_fits(budget) if budget_aware else None
+    costs = [complexity(space(rng, shape, fits)) for _ in range(samples)]
     small_end = [complexity(space(small, shape)) for _ in range(samples)]
     feasible = sum(budget.admits(c) for c in costs)
     mmacs = sorted(c.mmacs for c in costs)
@@ -295,8 +313,9 @@ def proxy_settings(cfg: NasConfig, device: torch.device, seed: int) -> tuple[Pro
 
 
 def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Trials by outcome: trained (complete or pruned after admission), rejected, failed, pruned, running."""
-    counts = {"trained": 0, "rejected": 0, "failed": 0, "pruned": 0, "running": 0}
+    """Trials by outcome: trained (complete or pruned after admission), rejected, failed, pruned,
+    running, prescreened (scored untrained and not chosen)."""
+    counts = {"trained": 0, "rejected": 0, "failed": 0, "pruned": 0, "running": 0, "prescreened": 0}
     for t in study.get_trials(deepcopy=False):
         status = t.user_attrs.get("status")
         if status == "rejected":
@@ -308,6 +327,8 @@ def trial_counts(study: optuna.Study) -> dict[str, int]:
             counts["pruned"] += t.state == TrialState.PRUNED
         elif status == "admitted" and t.state == TrialState.RUNNING:
             counts["running"] += 1
+        elif status == "prescreened":
+            counts["prescreened"] += 1
     return counts
 
 
@@ -420,10 +441,10 @@ def fail_dead_trials(study: optuna.Study, grace_s: float) -> list[int]:
 
 
 def sample_and_price(trial: optuna.Trial, space: Space, shape: DataShape, budget: Budget,
-                     worker: int = 0) -> tuple[Arch, Complexity]:
-    """Sample an architecture, count it, and record the count (and, when over budget, the
-    rejection) on the trial. Nothing is built."""
-    arch: Arch = space(trial, shape)
+                     worker: int = 0, budget_aware: bool = True) -> tuple[Arch, Complexity]:
+    """Sample an architecture (its sizes within the budget when `budget_aware`), count it, and
+    record the count (and, when over budget, the rejection) on the trial. Nothing is built."""
+    arch: Arch = space(trial, shape, budget_fits(budget) if budget_aware else None)
     cost = complexity(arch)
     for key, value in (("macs", cost.macs), ("params", cost.params), ("genotype", arch.genotype()),
                        ("worker", worker)):
@@ -454,16 +475,20 @@ class _Objective:
         self.budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
         self.pareto = cfg.objective.name == "pareto"
         self.process = this_process()
+        h = cfg.search.halving
+        self.halving = Halving(tuple(h.rungs), h.keep, h.min_trials) if h.enabled else None
         self.last: dict[str, Any] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         trial.set_user_attr(PROCESS_KEY, self.process)
-        arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker)
+        arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
+                                      self.cfg.search.budget_aware)
         self.last = {"status": "rejected", "mmacs": cost.mmacs, "genotype": arch.genotype()}
         if not self.budget.admits(cost):
             return rejected_values(cost, self.pareto)
 
         _admit(self.study, trial, self.cfg.search.n_trials)
+        self.last = {"status": "pruned", "mmacs": cost.mmacs, "genotype": arch.genotype()}  # until it completes
         trial.set_user_attr("arch_yaml", arch.to_yaml())
         upload_text(self.artifacts, trial, f"trial_{trial.number:04d}.yaml", arch.to_yaml(), "application/yaml")
         seed = self.cfg.search.seed * 1_000_003 + trial.number
@@ -476,6 +501,7 @@ class _Objective:
             result = train_proxy(
                 model, self.data.train, self.val, dataclasses.replace(self.settings, seed=seed),
                 mean=self.data.mean, std=self.data.std, device=self.device, on_epoch=self._reporter(trial),
+                checkpoints=self.halving.rungs if self.halving else (), on_checkpoint=self._rung(trial),
             )
         except Exception as err:
             trial.set_user_attr("failure", f"{type(err).__name__}: {err}"[:500])
@@ -496,6 +522,40 @@ class _Objective:
                      "genotype": arch.genotype(), "train_s": result.train_s}
         return (result.val_acc, cost.mmacs) if self.pareto else result.val_acc
 
+    def queue_best_of_prescreen(self) -> None:
+        """Zero-cost pre-screening: let the sampler propose `search.prescreen_candidates`
+        architectures, score each untrained, and queue the best-scored one's parameters for the
+        next trial. The others are recorded as pruned (status `prescreened`, with their score), so
+        the sampler learns from them too; over-budget ones as rejected."""
+        name, m = self.cfg.search.prescreen, self.cfg.search.prescreen_candidates
+        scored: list[tuple[float, optuna.Trial]] = []
+        for _ in range(m):
+            with warnings.catch_warnings():  # ask() outside optimize(): told within seconds, no heartbeat needed
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = self.study.ask()
+            arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
+                                          self.cfg.search.budget_aware)
+            if not self.budget.admits(cost):
+                self.study.tell(trial, rejected_values(cost, self.pareto))
+                continue
+            torch.manual_seed(self.cfg.search.seed * 1_000_003 + trial.number)
+            try:
+                model = build_model(arch, max_mparams=self.cfg.limits.max_mparams)
+                score = zero_cost_scores(model, self.data.train, mean=self.data.mean, std=self.data.std,
+                                         seed=trial.number, device=self.device, scores=(name,))[name]
+            except (ArithmeticError, RuntimeError, ValueError) as err:
+                log.warning("prescreen: trial %d not scored (%s: %s)", trial.number, type(err).__name__, err)
+                score = -math.inf
+            trial.set_user_attr("status", "prescreened")
+            trial.set_user_attr(f"zc_{name}", round(score, 4) if math.isfinite(score) else None)
+            scored.append((score, trial))
+        if not scored:
+            return
+        best = max(scored, key=lambda st: st[0])[1]
+        for _, trial in scored:
+            self.study.tell(trial, state=TrialState.PRUNED)
+        self.study.enqueue_trial(best.params, user_attrs={"prescreened_from": [t.number for _, t in scored]})
+
     def _reporter(self, trial: optuna.Trial):
         def report(metrics: EpochMetrics) -> None:
             trial.set_user_attr("val_acc_curve", [*trial.user_attrs.get("val_acc_curve", []), metrics.val_acc])
@@ -507,6 +567,18 @@ class _Objective:
                 raise optuna.TrialPruned(f"pruned after epoch {metrics.epoch} at val_acc {metrics.val_acc:.4f}")
 
         return report
+
+    def _rung(self, trial: optuna.Trial):
+        def decide(fraction: float, val_acc: float) -> None:
+            assert self.halving is not None
+            if not record_and_decide(self.study, trial, fraction, val_acc, self.halving, pareto=self.pareto):
+                trial.set_user_attr("val_acc", val_acc)
+                trial.set_user_attr("pruned_at", fraction)
+                raise optuna.TrialPruned(
+                    f"dominated at rung {fraction:g} (val_acc {val_acc:.4f}; search.halving.keep={self.halving.keep:g})"
+                )
+
+        return decide
 
 
 def record_zero_cost(trial: optuna.Trial, model: torch.nn.Module, data: Dataset, device: torch.device,
@@ -556,7 +628,8 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
     data = dataset or _load(cfg)
     space = get_space(cfg.space.name)
     budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
-    probe = probe_budget(space, data.shape, budget, cfg.search.probe_samples, cfg.search.seed)
+    probe = probe_budget(space, data.shape, budget, cfg.search.probe_samples, cfg.search.seed,
+                         cfg.search.budget_aware)
     device = pick_device(cfg.proxy.device, cfg.search.worker)
     settings, max_val, note = proxy_settings(cfg, device, cfg.search.seed)
     sampler = instantiate(cfg.sampler)
@@ -570,11 +643,11 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
         study.set_user_attr("data_std", [round(v, 6) for v in data.std])
     _record_run(cfg)
     log.info(
-        "study %s: space=%s data=%s (%s), budget %g MMACs%s; %.0f%% of random samples fit "
+        "study %s: space=%s data=%s (%s), budget %g MMACs%s; %.0f%% of %s samples fit "
         "(smallest %.2f, median %.1f MMACs)", cfg.study.name, cfg.space.name, cfg.data.name,
         f"{data.shape.in_channels}x{data.shape.resolution}x{data.shape.resolution}", budget.mflops,
         "" if budget.mparams is None else f", {budget.mparams:g} M params", 100 * probe["feasible"],
-        probe["smallest"], probe["median"],
+        "budget-aware" if cfg.search.budget_aware else "random", probe["smallest"], probe["median"],
     )
     if note:
         log.warning(note)
@@ -594,6 +667,7 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
     return SearchResult(
         study_name=cfg.study.name, output_dir=Path(cfg.output_dir), front=front, exported=exported,
         trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
+        prescreened=counts["prescreened"],
         wall_s=time.perf_counter() - started, device=str(device), proxy_note=note,
         hypervolume=hypervolume(front, budget.mflops) if front else 0.0,
     )
@@ -648,6 +722,8 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
                 continue
             waiting_since = None
             try:
+                if cfg.search.prescreen:
+                    objective.queue_best_of_prescreen()
                 study.optimize(objective, n_trials=1, gc_after_trial=False)
             except Withdrawn as err:
                 log.info("trial withdrawn: %s", err)
@@ -669,6 +745,9 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: _Objective, progre
                             f"the sampler proposed {rejected_in_row} over-budget architectures in a row "
                             "(search.max_rejected); raise the budget or the limit",
                         )
+                elif last["status"] == "pruned":
+                    rejected_in_row = failures_in_row = 0
+                    log.info("stopped early %s: %.2f MMACs", last["genotype"], last["mmacs"])
                 else:
                     rejected_in_row = failures_in_row = 0
                     best = max(best, last["val_acc"])

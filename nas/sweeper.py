@@ -27,9 +27,11 @@ from search_spaces import DataShape, get_space
 
 from .config import redact
 from .errors import ConfigError, SearchAborted
+from .halving import Halving, record_and_decide
 from .study import Budget, artifact_store, sample_and_price, trial_counts, upload_text, write_outputs
 
-__all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "current_trial", "run_sweep"]
+__all__ = ["DataShapeConf", "NasSweeperConf", "RungTrial", "SweepBudgetConf", "SweepHalvingConf", "current_trial",
+           "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,13 @@ class SweepBudgetConf:
 
 
 @dataclass
+class SweepHalvingConf:
+    rungs: list[int] = field(default_factory=lambda: [1, 2])  # the app's report steps (e.g. epochs) that decide
+    keep: float = 0.5  # share of the trials reported at a rung that continue (whole fronts, best first)
+    min_trials: int = 4  # trials a rung must have seen before it stops any
+
+
+@dataclass
 class NasSweeperConf:
     _target_: str = "hydra_plugins.nas_sweeper.nas_sweeper.NasSweeper"
     _recursive_: bool = False  # the sampler and pruner stay configs: jobs rebuild the pruner too
@@ -63,6 +72,7 @@ class NasSweeperConf:
     storage: Optional[str] = None  # SQLAlchemy URL; null: SQLite in the sweep folder
     sampler: dict[str, Any] = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": 0})
     pruner: Optional[dict[str, Any]] = None  # single objective only (Optuna's pruners)
+    halving: Optional[SweepHalvingConf] = None  # successive halving on (objective at a rung, MACs); any mode
     arch_key: str = "arch"  # where the job finds its architecture in its config
     max_failures: int = 10  # stop after this many failed jobs in a row
 
@@ -90,6 +100,16 @@ def _check(conf: NasSweeperConf) -> None:
         raise ConfigError("hydra.sweeper.directions", f"{list(conf.directions)} (allowed: maximize, minimize)")
     if conf.pruner and (conf.pareto or len(conf.objectives) > 1):
         raise ConfigError("hydra.sweeper.pruner", "Optuna's pruners are single-objective: set pareto=false and one objective")
+    if conf.halving is not None:
+        if conf.pruner:
+            raise ConfigError("hydra.sweeper.halving", "cannot be combined with hydra.sweeper.pruner (choose one)")
+        if conf.directions[0] != "maximize":
+            raise ConfigError("hydra.sweeper.halving", "decides on the first objective, which must be maximized")
+        rungs = list(conf.halving.rungs)
+        if not rungs or rungs != sorted(set(rungs)) or rungs[0] < 1:
+            raise ConfigError("hydra.sweeper.halving.rungs", f"{rungs} is not allowed (allowed: ascending steps >= 1)")
+        if not 0 < conf.halving.keep <= 1:
+            raise ConfigError("hydra.sweeper.halving.keep", f"{conf.halving.keep} is out of range (allowed: 0 < keep <= 1)")
     for name in ("n_trials", "n_jobs", "max_failures"):
         if getattr(conf, name) < 1:
             raise ConfigError(f"hydra.sweeper.{name}", f"{getattr(conf, name)} is not allowed (allowed: >= 1)")
@@ -140,7 +160,9 @@ def run_sweep(conf: NasSweeperConf, launcher: Any, config: DictConfig, arguments
             trial.set_user_attr("arch_yaml", arch.to_yaml())
             upload_text(store, trial, f"trial_{trial.number:04d}.yaml", arch.to_yaml(), "application/yaml")
             handle = {"study": conf.study_name, "storage": storage, "number": trial.number,
-                      "trial_id": trial._trial_id, "pruner": conf.pruner}  # noqa: SLF001 (Trial has no public id)
+                      "trial_id": trial._trial_id, "pruner": conf.pruner,  # noqa: SLF001 (Trial has no public id)
+                      "halving": None if conf.halving is None else OmegaConf.to_container(OmegaConf.structured(conf.halving)),
+                      "pareto": conf.pareto}
             batch.append((trial, cost, [*arguments, f"+{conf.arch_key}={_override_value(arch.to_dict())}",
                                         f"+nas_trial={_override_value(handle)}"]))
         returns = launcher.launch([b[2] for b in batch], initial_job_idx=job_index)
@@ -182,15 +204,45 @@ def _tell(study: optuna.Study, trial: optuna.Trial, cost: Any, ret: JobReturn, c
     return True
 
 
-def current_trial(cfg: DictConfig) -> optuna.Trial | None:
+def current_trial(cfg: DictConfig) -> optuna.Trial | RungTrial | None:
     """Inside a job launched by the nas sweeper: the Optuna trial to `report` to and ask
-    `should_prune`. None when the job was started some other way."""
+    `should_prune` (with `halving`, a `RungTrial` that answers both the same way). None when the
+    job was started some other way."""
     handle = cfg.get("nas_trial") if isinstance(cfg, DictConfig) else None
     if handle is None:
         return None
     pruner = instantiate(handle.pruner) if handle.get("pruner") else None
     study = optuna.load_study(study_name=handle.study, storage=handle.storage, pruner=pruner)
-    return optuna.trial.Trial(study, int(handle.trial_id))
+    trial = optuna.trial.Trial(study, int(handle.trial_id))
+    if handle.get("halving") is None:
+        return trial
+    h = handle.halving
+    return RungTrial(study, trial, Halving(tuple(h.rungs), h.keep, h.min_trials), pareto=bool(handle.pareto))
+
+
+class RungTrial:
+    """A job's trial under the sweeper's successive halving (nas.halving): `report(value, step)`
+    records the value at the rungs and decides there, `should_prune()` tells the decision. The
+    rest is the Optuna trial's. Works in the Pareto mode, where Optuna's own `report` cannot."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, halving: Halving, *, pareto: bool) -> None:
+        self._study, self._trial, self._halving, self._pareto = study, trial, halving, pareto
+        self._stop = False
+
+    def report(self, value: float, step: int) -> None:
+        if not self._pareto:
+            self._trial.report(value, step)  # the dashboard's learning curves (single objective only)
+        if step in self._halving.rungs:
+            self._stop = not record_and_decide(self._study, self._trial, step, value, self._halving, pareto=self._pareto)
+            if self._stop:
+                self._trial.set_user_attr("pruned_at", step)
+                self._trial.set_user_attr("val_acc", value)
+
+    def should_prune(self) -> bool:
+        return self._stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
 
 
 def typed(conf: Any) -> NasSweeperConf:

@@ -140,9 +140,10 @@ def zico(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]])
 
 
 def zero_cost_scores(model: nn.Module, data: Split, *, mean: Sequence[float], std: Sequence[float],
-                     batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
+                     batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu",
+                     scores: Sequence[str] = ("synflow", "naswot", "zico")) -> dict[str, float]:
     """synflow, NASWOT (one minibatch) and ZiCo (two minibatches) of an untrained network on
-    `batch_size` random images of `data`, plus `zc_s`, the seconds all three took."""
+    `batch_size` random images of `data` (those named in `scores`), plus `zc_s`, the seconds they took."""
     started = time.perf_counter()
     device = torch.device(device)
     sample = data.subset(min(len(data), 2 * batch_size), seed)
@@ -151,13 +152,17 @@ def zero_cost_scores(model: nn.Module, data: Split, *, mean: Sequence[float], st
     y = sample.labels.to(device)
     half = max(1, len(sample) // 2)
     batches = [(x[:half], y[:half]), (x[half:], y[half:])]
-    scores = {
-        "synflow": synflow(model, tuple(x.shape[1:]), device=device),
-        "naswot": naswot(model, x[:half]),
-        "zico": zico(model, batches),
+    score_fns = {
+        "synflow": lambda: synflow(model, tuple(x.shape[1:]), device=device),
+        "naswot": lambda: naswot(model, x[:half]),
+        "zico": lambda: zico(model, batches),
     }
-    scores["zc_s"] = time.perf_counter() - started
-    return scores
+    unknown = set(scores) - set(score_fns)
+    if unknown:
+        raise ValueError(f"unknown zero-cost score(s) {sorted(unknown)} (allowed: {', '.join(score_fns)})")
+    result = {name: score_fns[name]() for name in scores}
+    result["zc_s"] = time.perf_counter() - started
+    return result
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .blocks import BLOCKS, Sandglass, ShuffleUnit, channel_shuffle
 from .network import Network, build_network
 from .references import reference, references
-from .spaces import SPACES, DataShape, Space, get_space, register_space
+from .spaces import SPACES, DataShape, Fits, Space, get_space, register_space
 from .spec import (
     STAGE_TYPES,
     Arch,
@@ -25,6 +25,7 @@ __all__ = [
     "BLOCKS",
     "SPACES",
     "DataShape",
+    "Fits",
     "Space",
     "get_space",
     "register_space",

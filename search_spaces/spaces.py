@@ -1,21 +1,28 @@
 """Search spaces: functions from an Optuna-style trial to an `Arch`, defined by run.
 
-Parameter names are stable (`width`, `s{i}_block`, `s{i}_groups`, ...) so that studies can be
+Parameter names are stable (`s{i}_block`, `s{i}_groups`, `width_frac`, ...) so that studies can be
 resumed and compared. A space takes any object with `suggest_int/float/categorical`; it never
 imports Optuna, and it snaps widths so that every sample is a valid network.
+
+Budget-aware sampling: a space draws the structure first (block types, groups, ratios), then each
+size (depths, then widths) as a fraction `<name>_frac` in [0, 1] of the values that still fit the
+budget with every later size at its smallest. Multiply-adds and parameters grow with every size,
+so the largest value that fits is found by bisection, every architecture under the budget stays
+reachable, and the samplers see the same distribution (a fraction in [0, 1]) in every trial.
+Without a `fits` test the fraction spans the whole range: the plain space.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .references import MOBILENEXT_STAGES, SHUFFLENET_STAGE2, SMALL_INPUT
 from .spec import Arch, SandglassStage, ShuffleStage, Stage, Stem, make_divisible
 
-__all__ = ["SPACES", "DataShape", "Space", "Suggests", "get_space", "register_space"]
+__all__ = ["SPACES", "DataShape", "Fits", "Size", "Space", "Suggests", "draw_sizes", "get_space", "register_space"]
 
 GROUPS = (1, 2, 3, 4, 8)
 REDUCTIONS = (2, 3, 4, 6, 8)
@@ -52,7 +59,8 @@ class DataShape:
         return self.resolution <= SMALL_INPUT
 
 
-Space = Callable[[Suggests, DataShape], Arch]
+Fits = Callable[[Arch], bool]  # does this architecture fit the budget?
+Space = Callable[..., Arch]  # space(trial, shape, fits=None) -> Arch
 SPACES: dict[str, Space] = {}
 
 
@@ -72,6 +80,56 @@ def get_space(name: str) -> Space:
     if name not in SPACES:
         raise KeyError(f"space: unknown search space {name!r} (allowed: {', '.join(sorted(SPACES))})")
     return SPACES[name]
+
+
+# -- sizes drawn within the budget ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Size:
+    """A number that grows the network: `low`, `low + step`, ..., `high`."""
+
+    name: str
+    low: float
+    high: float
+    step: float
+
+    def grid(self) -> list[float]:
+        count = round((self.high - self.low) / self.step) + 1
+        return [self.low + i * self.step for i in range(count)]
+
+
+def draw_sizes(trial: Suggests, sizes: Sequence[Size], build: Callable[[dict[str, float]], Arch],
+               fits: Fits | None) -> dict[str, float]:
+    """Each size in order, as a fraction of the grid values that still fit (see the module text).
+
+    `build(values)` makes the architecture for one value per size. When even the smallest network
+    of this structure does not fit, every size stays at its smallest and the caller's budget check
+    rejects the sample.
+    """
+    values = {size.name: size.low for size in sizes}
+    feasible = fits is None or fits(build(values))
+    for size in sizes:
+        grid = size.grid()
+        top = len(grid) - 1
+        if fits is not None:
+            top = _last_fitting(grid, lambda v: fits(build({**values, size.name: v}))) if feasible else 0
+        frac = trial.suggest_float(f"{size.name}_frac", 0.0, 1.0)
+        # floor(frac * (top + 1)): each of the top + 1 values gets an equal share of [0, 1].
+        values[size.name] = grid[min(top, int(frac * (top + 1)))]
+    return values
+
+
+def _last_fitting(grid: list[float], fits: Callable[[float], bool]) -> int:
+    """Index of the largest grid value that fits, given that the first one does (bisection)."""
+    lo, hi = 0, len(grid) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(grid[mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 # -- shared pieces -------------------------------------------------------------------------------
@@ -113,73 +171,84 @@ def _suggest_sandglass(trial: Suggests, i: int) -> dict[str, Any]:
     }
 
 
-def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str]) -> Arch:
+def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str], fits: Fits | None) -> Arch:
     """Three stride-2 stages (ShuffleNet v1's layout) of the given block types."""
-    width = trial.suggest_float("width", 0.25, 2.0, step=0.25)
     params = [
         _suggest_shuffle(trial, i) if block == "shuffle" else _suggest_sandglass(trial, i)
         for i, block in enumerate(blocks)
     ]
-    stages: list[Stage] = []
-    channels = STEM_CHANNELS
-    for i, block in enumerate(blocks):
-        groups = params[i].get("groups", 1)
-        next_groups = params[i + 1].get("groups", 1) if i + 1 < len(blocks) else 1
-        base = SHUFFLENET_STAGE2[groups if block == "shuffle" else 3] * 2**i
-        scale = width * trial.suggest_float(f"s{i}_width", 0.5, 1.5, step=0.25)
-        low, high = SHUFFLE_DEPTHS[i]
-        depth = trial.suggest_int(f"s{i}_depth", low, high)
-        out = _snap(
-            base * scale,
-            _width_multiple(block, groups, next_groups),
-            above=channels if block == "shuffle" else None,
+
+    def build(v: dict[str, float]) -> Arch:
+        stages: list[Stage] = []
+        channels = STEM_CHANNELS
+        for i, block in enumerate(blocks):
+            groups = params[i].get("groups", 1)
+            next_groups = params[i + 1].get("groups", 1) if i + 1 < len(blocks) else 1
+            base = SHUFFLENET_STAGE2[groups if block == "shuffle" else 3] * 2**i
+            out = _snap(
+                base * v["width"] * v[f"s{i}_width"],
+                _width_multiple(block, groups, next_groups),
+                above=channels if block == "shuffle" else None,
+            )
+            depth = int(v[f"s{i}_depth"])
+            if block == "shuffle":
+                stages.append(ShuffleStage(out, depth, stride=2, **params[i]))
+            else:
+                stages.append(SandglassStage(out, depth, stride=2, **params[i]))
+            channels = out
+        return Arch(
+            stem=_stem(shape, STEM_CHANNELS),
+            stages=tuple(stages),
+            num_classes=shape.num_classes,
+            in_channels=shape.in_channels,
+            resolution=shape.resolution,
         )
-        if block == "shuffle":
-            stages.append(ShuffleStage(out, depth, stride=2, **params[i]))
-        else:
-            stages.append(SandglassStage(out, depth, stride=2, **params[i]))
-        channels = out
-    return Arch(
-        stem=_stem(shape, STEM_CHANNELS),
-        stages=tuple(stages),
-        num_classes=shape.num_classes,
-        in_channels=shape.in_channels,
-        resolution=shape.resolution,
-    )
+
+    # Structure above, then depths, then the overall width and each stage's share of it.
+    sizes = [Size(f"s{i}_depth", *SHUFFLE_DEPTHS[i], 1) for i in range(len(blocks))]
+    sizes += [Size("width", 0.25, 2.0, 0.25)] + [Size(f"s{i}_width", 0.5, 1.5, 0.25) for i in range(len(blocks))]
+    return build(draw_sizes(trial, sizes, build, fits))
 
 
 # -- the spaces ----------------------------------------------------------------------------------
 
 
 @register_space("shufflenet")
-def shufflenet(trial: Suggests, shape: DataShape) -> Arch:
+def shufflenet(trial: Suggests, shape: DataShape, fits: Fits | None = None) -> Arch:
     """ShuffleNet v1 layout: three stride-2 stages of units; per stage groups, shuffle on/off,
     width and depth, plus an overall width scale."""
-    return _downsampling_stages(trial, shape, ["shuffle"] * 3)
+    return _downsampling_stages(trial, shape, ["shuffle"] * 3, fits)
 
 
 @register_space("hybrid")
-def hybrid(trial: Suggests, shape: DataShape) -> Arch:
+def hybrid(trial: Suggests, shape: DataShape, fits: Fits | None = None) -> Arch:
     """ShuffleNet v1's three-stage layout with the block type chosen per stage."""
     blocks = [trial.suggest_categorical(f"s{i}_block", BLOCK_TYPES) for i in range(3)]
-    return _downsampling_stages(trial, shape, blocks)
+    return _downsampling_stages(trial, shape, blocks, fits)
 
 
 @register_space("mobilenext")
-def mobilenext(trial: Suggests, shape: DataShape) -> Arch:
+def mobilenext(trial: Suggests, shape: DataShape, fits: Fits | None = None) -> Arch:
     """MobileNeXt's eight-stage layout (mnext.py); per stage reduction ratio t, identity tensor
     multiplier, width and depth (up to one more block than the paper), plus overall width."""
-    width = trial.suggest_float("width", 0.25, 1.5, step=0.125)
-    stages = []
-    for i, (_, c, n, s) in enumerate(MOBILENEXT_STAGES):
-        params = _suggest_sandglass(trial, i)
-        scale = width * trial.suggest_float(f"s{i}_width", 0.5, 1.5, step=0.25)
-        depth = trial.suggest_int(f"s{i}_depth", 1, n + 1)
-        stages.append(SandglassStage(make_divisible(c * scale, 8), depth, stride=s, **params))
-    return Arch(
-        stem=_stem(shape, make_divisible(32 * width, 8), act="relu6", pool=False),
-        stages=tuple(stages),
-        num_classes=shape.num_classes,
-        in_channels=shape.in_channels,
-        resolution=shape.resolution,
-    )
+    params = [_suggest_sandglass(trial, i) for i in range(len(MOBILENEXT_STAGES))]
+
+    def build(v: dict[str, float]) -> Arch:
+        width = v["width"]
+        stages = [
+            SandglassStage(make_divisible(c * width * v[f"s{i}_width"], 8), int(v[f"s{i}_depth"]), stride=s,
+                           **params[i])
+            for i, (_, c, _, s) in enumerate(MOBILENEXT_STAGES)
+        ]
+        return Arch(
+            stem=_stem(shape, make_divisible(32 * width, 8), act="relu6", pool=False),
+            stages=tuple(stages),
+            num_classes=shape.num_classes,
+            in_channels=shape.in_channels,
+            resolution=shape.resolution,
+        )
+
+    sizes = [Size(f"s{i}_depth", 1, n + 1, 1) for i, (_, _, n, _) in enumerate(MOBILENEXT_STAGES)]
+    sizes += [Size("width", 0.25, 1.5, 0.125)]
+    sizes += [Size(f"s{i}_width", 0.5, 1.5, 0.25) for i in range(len(MOBILENEXT_STAGES))]
+    return build(draw_sizes(trial, sizes, build, fits))

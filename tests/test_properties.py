@@ -22,7 +22,8 @@ class DrawnSuggests:
         return low + step * self.draw(st.integers(0, (high - low) // step), label=name)
 
     def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
-        assert step is not None, "the spaces use stepped floats"
+        if step is None:
+            return self.draw(st.floats(low, high), label=name)
         return low + step * self.draw(st.integers(0, round((high - low) / step)), label=name)
 
     def suggest_categorical(self, name: str, choices):
@@ -36,7 +37,10 @@ def sampled(draw: st.DrawFn, space: str) -> Arch:
         resolution=draw(st.sampled_from([16, 28, 32, 96])),
         num_classes=draw(st.sampled_from([4, 10, 100])),
     )
-    return SPACES[space](DrawnSuggests(draw), shape)
+    # Sometimes within a budget (sizes drawn as fractions of what fits), sometimes the plain space.
+    mflops = draw(st.sampled_from([None, 1.0, 5.0, 20.0]), label="budget")
+    fits = None if mflops is None else (lambda arch: nas.complexity(arch).mmacs <= mflops)
+    return SPACES[space](DrawnSuggests(draw), shape, fits)
 
 
 @pytest.mark.parametrize("space", sorted(SPACES))

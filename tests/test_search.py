@@ -45,7 +45,7 @@ def recorded_training(monkeypatch):
 
 
 def test_budget_is_enforced_before_training(make_cfg, recorded_training) -> None:
-    cfg = make_cfg("search.n_trials=4", "budget.mflops=0.8")
+    cfg = make_cfg("search.n_trials=4", "budget.mflops=0.8", "search.budget_aware=false")  # the plain space rejects
     result = run_search(cfg, progress=False)
     study = _study(cfg)
     trained = _trained(study)

@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
+
+from nas.halving import promoted
 
 from search_spaces import Arch
 
@@ -23,21 +26,53 @@ def _sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess
     return done, optuna.load_study(study_name="sweeper-example", storage=storage)
 
 
-def test_example_app_is_searched_with_budget_and_pruning(tmp_path: Path) -> None:
-    done, study = _sweep(tmp_path, "hydra.sweeper.n_trials=8", "epochs=4", "train_fraction=0.3")
+# The example with Optuna's Hyperband instead (single objective). A config file rather than
+# overrides: OmegaConf cannot merge a dict override into the schema's `pruner: null`.
+HYPERBAND = """\
+defaults:
+  - config
+  - _self_
+hydra:
+  sweeper:
+    pareto: false
+    halving: null
+    pruner: {_target_: optuna.pruners.HyperbandPruner, min_resource: 1, max_resource: 4, reduction_factor: 2}
+"""
+
+
+@pytest.mark.parametrize("mode", ["pareto-halving", "hyperband"])
+def test_example_app_is_searched_with_budget_and_pruning(tmp_path: Path, mode: str) -> None:
+    extra = []
+    if mode == "hyperband":
+        (tmp_path / "conf").mkdir()
+        (tmp_path / "conf" / "hyperband.yaml").write_text(HYPERBAND)
+        extra = ["--config-dir", str(tmp_path / "conf"), "--config-name", "hyperband"]
+    done, study = _sweep(tmp_path, "hydra.sweeper.n_trials=8", "epochs=4", "train_fraction=0.3", *extra)
     assert done.returncode == 0, done.stderr[-3000:]
     admitted = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]
     states = [t.state for t in admitted]
     assert len(admitted) == 8 and set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
-    assert TrialState.PRUNED in states  # Hyperband stopped a job through its trial handle
+    assert TrialState.PRUNED in states  # stopped through the job's trial handle
     assert TrialState.COMPLETE in states
     for t in admitted:
         arch = Arch.from_yaml(t.user_attrs["arch_yaml"])
         assert t.user_attrs["macs"] <= 2.0e6 and arch.resolution == 16 and arch.num_classes == 4
-        if t.state == TrialState.PRUNED:
-            assert 1 <= len(t.intermediate_values) <= 4  # Hyperband may stop a job at any rung
+        if mode == "hyperband":
+            if t.state == TrialState.PRUNED:
+                assert 1 <= len(t.intermediate_values) <= 4  # Hyperband may stop a job at any rung
+            else:
+                assert t.value == t.user_attrs["val_acc"] and len(t.intermediate_values) == 4
+        elif t.state == TrialState.PRUNED:
+            # Stopped at rung 1 or 2, behind the better half of the fronts measured there before it
+            # (the basic launcher runs a batch's jobs one after another, in trial order).
+            key = str(t.user_attrs["pruned_at"])
+            assert key in ("1", "2") and t.user_attrs["rung_val_acc"][key] == t.user_attrs["val_acc"]
+            me = (-t.user_attrs["val_acc"], t.user_attrs["macs"])
+            others = [(-o.user_attrs["rung_val_acc"][key], o.user_attrs["macs"]) for o in admitted
+                      if o.number < t.number and key in o.user_attrs.get("rung_val_acc", {})]
+            assert len(others) >= 3 and not promoted(me, others, 0.5)
         else:
-            assert t.value == t.user_attrs["val_acc"] and len(t.intermediate_values) == 4
+            assert t.values == [t.user_attrs["val_acc"], t.user_attrs["macs"] / 1e6]
     rejected = [t for t in study.trials if t.user_attrs.get("status") == "rejected"]
     assert all(t.user_attrs["macs"] > 2.0e6 for t in rejected)
     assert (tmp_path / "sweep" / "pareto.csv").read_text().startswith("trial,genotype,val_acc")

@@ -1,0 +1,236 @@
+"""Which search finds the best front for the compute: samplers x search options x seeds.
+
+    python bench/search_strategies.py --size cpu        # 2 MMACs, 20 archs per search; 2-core CPU
+    python bench/search_strategies.py --size full       # 20 MMACs, 50 archs, the full proxy; a GPU
+    python bench/search_strategies.py --size cpu --report    # table, plot and docs section only
+
+Every search is the real `nas-search` (Fashion-MNIST, hybrid space) in a process of its own with
+one thread, `--jobs` at a time. Each finished search appends one JSON line to
+bench/results/search_strategies_<size>.jsonl (a re-run skips what is there): its wall time, its CPU
+time (the process's own, read with wait4, so that searches running side by side do not blur each
+other's cost), the trial counts, and the hypervolume of its front after every trained architecture.
+The hypervolume is `nas.pareto.hypervolume`: validation accuracy against MACs / budget, reference
+point (budget, accuracy 0), the same for every search.
+
+Options compared, each on its own against the default (budget-aware sampling, no early stopping,
+no pre-screening): `plain` (the space without budget-aware sampling: over-budget samples are
+rejected), `halving` (Pareto-mode successive halving, nas.halving), `prescreen` (NASWOT
+pre-screening of 8 candidates per trained one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SAMPLERS = ("random", "tpe", "nsgaii")
+VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "plain": ["search.budget_aware=false"],
+    "halving": ["search.halving.enabled=true"],
+    "prescreen": ["search.prescreen=naswot"],
+}
+
+
+@dataclass(frozen=True)
+class Size:
+    budget_mflops: float
+    n_trials: int
+    overrides: tuple[str, ...]  # proxy settings shared by every search of this size
+
+
+SIZES = {
+    # The CPU proxy as a search on the CPU gets it (5,000 images, one epoch, batch 64, lr 0.4) under
+    # a small budget, so that 36 searches take under an hour on two cores.
+    "cpu": Size(2.0, 20, ("proxy.zero_cost=false",)),
+    "full": Size(20.0, 50, ("proxy.zero_cost=false",)),
+}
+
+
+def run_one(size: Size, sampler: str, variant: str, seed: int, workdir: Path) -> dict:
+    """One search in its own process; its row for the table."""
+    name = f"{sampler}-{variant}-s{seed}"
+    out = workdir / name
+    overrides = [
+        f"sampler={sampler}", f"search.seed={seed}", f"budget.mflops={size.budget_mflops:g}",
+        f"search.n_trials={size.n_trials}", f"study.name={name}", f"output_dir={out}", *size.overrides,
+        *VARIANTS[variant],
+    ]
+    code = "from nas.cli import search_main; search_main()"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    with (workdir / f"{name}.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code, *overrides], stdout=log, stderr=subprocess.STDOUT,
+                                env=env, cwd=workdir)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall_s = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} failed; see {workdir / name}.log")
+    row = {"sampler": sampler, "variant": variant, "seed": seed, "wall_s": round(wall_s, 1),
+           "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
+    row.update(_study_summary(f"sqlite:///{out / 'study.db'}", name, size.budget_mflops))
+    return row
+
+
+def _study_summary(storage: str, name: str, budget_mflops: float) -> dict:
+    """Counts, the front's hypervolume after each trained architecture (in completion order, with
+    the seconds since the first trial started), and the seconds spent in trained trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from nas.pareto import candidates, hypervolume, pareto_front
+    from nas.study import trial_counts
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    start = min(t.datetime_start for t in trials)
+    admitted = sorted((t for t in trials if t.user_attrs.get("status") == "admitted" and t.datetime_complete),
+                      key=lambda t: t.datetime_complete)
+    curve = []
+    for k in range(1, len(admitted) + 1):
+        done = [t for t in admitted[:k] if t.state == TrialState.COMPLETE]
+        front = pareto_front(candidates(done))
+        seconds = (admitted[k - 1].datetime_complete - start).total_seconds()
+        curve.append([k, round(seconds, 1), round(hypervolume(front, budget_mflops), 5) if front else 0.0])
+    counts = trial_counts(study)
+    trial_s = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in admitted)
+    return {**{k: counts[k] for k in ("trained", "pruned", "rejected", "prescreened", "failed")},
+            "trial_s": round(trial_s, 1), "hv": curve[-1][2] if curve else 0.0, "curve": curve}
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a torn last line of a killed run
+            continue
+    return rows
+
+
+def run(args: argparse.Namespace, size: Size, out: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    done = {(r["sampler"], r["variant"], r["seed"]) for r in read_rows(out) if "sampler" in r}
+    todo = [(s, v, seed) for seed in args.seeds for v in VARIANTS for s in SAMPLERS if (s, v, seed) not in done]
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header = {"kind": "header", "size": args.size, "date": time.strftime("%Y-%m-%d"),
+                  "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                  "command": f"python bench/search_strategies.py --size {args.size}", "size_settings": vars(size)}
+        out.write_text(json.dumps(header, default=list) + "\n")
+    print(f"{len(todo)} searches to run ({len(done)} done), {args.jobs} at a time", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="search-strategies-", dir=args.workdir))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(run_one, size, *job, workdir): job for job in todo}
+        for i, future in enumerate(as_completed(futures), 1):
+            row = future.result()
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"[{i}/{len(todo)} {time.perf_counter() - started:.0f}s] {row['sampler']:>6} {row['variant']:>9} "
+                  f"seed {row['seed']}: hv {row['hv']:.4f}, {row['trained']} trained ({row['pruned']} stopped), "
+                  f"{row['rejected']} rejected, cpu {row['cpu_s']:.0f}s", flush=True)
+
+
+def report(size_name: str, out: Path) -> str:
+    """The markdown table (mean +- sd over seeds) and the plot; returns the table."""
+    import numpy as np
+
+    rows = [r for r in read_rows(out) if "sampler" in r]
+    header = next((r for r in read_rows(out) if r.get("kind") == "header"), {})
+    lines = [
+        f"Made by `{header.get('command', '')}` on {header.get('machine', '?')}, {header.get('date', '?')}; "
+        f"{len(rows)} searches. Mean +- sd over seeds.",
+        "",
+        "| sampler | variant | seeds | hypervolume | trained (stopped early) | rejected | samples inside | "
+        "CPU s | CPU s vs default | trial s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    base_cpu = {}
+    for sampler in SAMPLERS:
+        for variant in VARIANTS:
+            group = [r for r in rows if r["sampler"] == sampler and r["variant"] == variant]
+            if not group:
+                continue
+            hv = np.array([r["hv"] for r in group])
+            cpu = np.array([r["cpu_s"] for r in group])
+            if variant == "default":
+                base_cpu[sampler] = cpu.mean()
+            inside = [1 - r["rejected"] / max(1, r["trained"] + r["rejected"] + r["failed"] + r["prescreened"])
+                      for r in group]
+            ratio = f"{cpu.mean() / base_cpu[sampler]:.2f}" if sampler in base_cpu else "-"
+            lines.append(
+                f"| {sampler} | {variant} | {len(group)} | {hv.mean():.4f} +- {hv.std(ddof=1) if len(hv) > 1 else 0:.4f} "
+                f"| {np.mean([r['trained'] for r in group]):.0f} ({np.mean([r['pruned'] for r in group]):.1f}) "
+                f"| {np.mean([r['rejected'] for r in group]):.1f} | {100 * np.mean(inside):.0f}% "
+                f"| {cpu.mean():.0f} | {ratio} | {np.mean([r['trial_s'] for r in group]):.0f} |"
+            )
+    table = "\n".join(lines)
+    _plot(rows, ROOT / "bench" / "results" / f"search_strategies_{size_name}.png")
+    (ROOT / "bench" / "results" / f"search_strategies_{size_name}.md").write_text(table + "\n")
+    return table
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(len(SAMPLERS), 2, figsize=(11, 3.2 * len(SAMPLERS)), squeeze=False)
+    for i, sampler in enumerate(SAMPLERS):
+        for variant in VARIANTS:
+            group = [r for r in rows if r["sampler"] == sampler and r["variant"] == variant and r["curve"]]
+            if not group:
+                continue
+            n = min(len(r["curve"]) for r in group)
+            by_k = np.mean([[c[2] for c in r["curve"][:n]] for r in group], axis=0)
+            axes[i][0].plot(range(1, n + 1), by_k, label=variant)
+            # Against time: each seed's curve on a common time grid, then the mean.
+            end = max(r["curve"][-1][1] for r in group)
+            grid = np.linspace(0, end, 100)
+            at = [np.interp(grid, [0] + [c[1] for c in r["curve"]], [0] + [c[2] for c in r["curve"]],
+                            right=r["curve"][-1][2]) for r in group]
+            axes[i][1].plot(grid, np.mean(at, axis=0), label=variant)
+        axes[i][0].set(title=f"{sampler}: hypervolume by trained architectures", xlabel="architectures trained",
+                       ylabel="hypervolume")
+        axes[i][1].set(title=f"{sampler}: hypervolume by wall time", xlabel="seconds", ylabel="hypervolume")
+        axes[i][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="cpu")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2, help="searches at a time, one thread each")
+    parser.add_argument("--workdir", default=None, help="where the searches' studies go (default: a temp folder)")
+    parser.add_argument("--report", action="store_true", help="only write the table and plot from the results")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    size = SIZES[args.size]
+    out = args.out or ROOT / "bench" / "results" / f"search_strategies_{args.size}.jsonl"
+    if not args.report:
+        run(args, size, out)
+    print(report(args.size, out))
+
+
+if __name__ == "__main__":
+    main()

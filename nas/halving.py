@@ -1,0 +1,94 @@
+"""Successive halving that keeps the Pareto mode: early stopping on (accuracy at a rung, MACs).
+
+Optuna cannot prune multi-objective studies (`Trial.report` refuses more than one direction,
+optuna#3450), so the search measures validation accuracy at a few rungs of the proxy run and
+decides itself, as multi-objective ASHA does (Schmucker et al. 2021, "Multi-objective
+Asynchronous Successive Halving"): at a rung, the architectures measured there so far are sorted
+into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while the fronts
+up to and including its own start within the best `keep` share. MACs are known before training,
+so only accuracy is uncertain at a rung. The rule reads every trial of the study from its
+storage, so workers sharing one storage share the rungs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+__all__ = ["RUNGS_KEY", "Halving", "nondominated_fronts", "promoted", "record_and_decide"]
+
+RUNGS_KEY = "rung_val_acc"  # user attribute: {rung: validation accuracy measured there}
+
+
+@dataclass(frozen=True)
+class Halving:
+    """Where a run is checked and how much of each rung goes on."""
+
+    rungs: tuple[float, ...]  # the search: fractions of the proxy's steps; the sweeper: the app's report steps
+    keep: float = 0.5  # share of the trials at a rung that continue (whole fronts, best first)
+    min_trials: int = 4  # trials a rung must have seen (this one included) before it stops any
+
+
+def nondominated_fronts(points: Sequence[Sequence[float]]) -> list[list[int]]:
+    """Indices of `points` by non-dominated front, first front first; every objective minimized.
+
+    A point dominates another when it is no worse in every objective and better in one; equal
+    points share a front. Quadratic, which is nothing next to training one network.
+    """
+    remaining = set(range(len(points)))
+    fronts = []
+    while remaining:
+        front = [
+            i for i in sorted(remaining)
+            if not any(_dominates(points[j], points[i]) for j in remaining if j != i)
+        ]
+        fronts.append(front)
+        remaining -= set(front)
+    return fronts
+
+
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float) -> bool:
+    """Whether `me` (minimized objectives) continues against the others measured at its rung:
+    the points in fronts better than its own must number fewer than ceil(keep * all)."""
+    points = [tuple(me), *map(tuple, others)]
+    quota = max(1, math.ceil(keep * len(points)))
+    before = 0
+    for front in nondominated_fronts(points):
+        if 0 in front:
+            return before < quota
+        before += len(front)
+    raise AssertionError("unreachable: every point is in a front")
+
+
+def _point(acc: float, macs: float | None) -> tuple[float, ...]:
+    return (-acc,) if macs is None else (-acc, macs)
+
+
+def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val_acc: float,
+                      halving: Halving, *, pareto: bool) -> bool:
+    """Record the trial's accuracy at `rung`, then whether it continues (True) or stops.
+
+    With `pareto` the trials compete on (accuracy, MACs), otherwise on accuracy alone.
+    """
+    key = f"{rung:g}"
+    attrs: dict[str, Any] = trial.user_attrs
+    trial.set_user_attr(RUNGS_KEY, {**attrs.get(RUNGS_KEY, {}), key: val_acc})
+    macs = attrs.get("macs") if pareto else None
+    if pareto and macs is None:
+        raise ValueError(f"trial {trial.number} has no 'macs' to compete on in the Pareto mode")
+    others = [
+        _point(t.user_attrs[RUNGS_KEY][key], t.user_attrs.get("macs") if pareto else None)
+        for t in study.get_trials(deepcopy=False)
+        if t.number != trial.number and key in t.user_attrs.get(RUNGS_KEY, {})
+    ]
+    if len(others) + 1 < halving.min_trials:
+        return True
+    return promoted(_point(val_acc, macs), others, halving.keep)

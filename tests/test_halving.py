@@ -1,0 +1,132 @@
+"""Early stopping in the Pareto mode (nas.halving) and zero-cost pre-screening."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from nas.data import load_dataset
+from nas.halving import RUNGS_KEY, Halving, nondominated_fronts, promoted, record_and_decide
+from nas.proxy import ProxySettings, train_proxy
+from nas.study import run_search
+
+
+def test_fronts_of_a_hand_drawn_set() -> None:
+    # Minimized (error, MMACs). Worked out on paper:
+    #   a(1,5) b(2,2) c(4,1) are mutually non-dominated; d(3,4) is dominated by b only;
+    #   e(5,5) is dominated by a, b, c and d; f(2,2) equals b.
+    points = [(1, 5), (2, 2), (4, 1), (3, 4), (5, 5), (2, 2)]
+    assert nondominated_fronts(points) == [[0, 1, 2, 5], [3], [4]]
+
+
+def test_promotion_keeps_whole_fronts_until_the_quota_is_met() -> None:
+    others = [(1, 5), (2, 2), (4, 1), (3, 4), (5, 5)]  # fronts {a,b,c}, {d}, {e}
+    # 6 points, keep 0.5: quota 3. A point joining the first front is kept; one behind three
+    # better points is not.
+    assert promoted((0.5, 9), others, keep=0.5)  # best accuracy of all: first front
+    assert not promoted((3.5, 4.5), others, keep=0.5)  # dominated by b and d: third front, 4 before it
+    # keep 1.0 never stops; a tiny keep still lets the first front through.
+    assert promoted((6, 6), others, keep=1.0)
+    assert promoted((0.1, 0.1), others, keep=0.01)
+
+
+def _done(study: optuna.Study, acc_at_rung: float, macs: float) -> None:
+    study.add_trial(optuna.trial.create_trial(
+        values=[acc_at_rung, macs / 1e6], user_attrs={"macs": macs, RUNGS_KEY: {"0.5": acc_at_rung}},
+    ))
+
+
+def test_a_second_worker_reads_the_rungs_of_the_first(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize"])
+    for acc, macs in [(0.9, 2e6), (0.8, 1e6), (0.7, 3e6)]:
+        _done(first, acc, macs)
+    # Another process on the same storage.
+    second = optuna.load_study(study_name="s", storage=url)
+    halving = Halving(rungs=(0.5,), keep=0.5, min_trials=4)
+    weak = second.ask()
+    weak.set_user_attr("macs", 2.5e6)
+    # (0.6, 2.5M) is dominated by (0.9, 2M) and (0.8, 1M); 4 points, quota 2: stopped.
+    assert not record_and_decide(second, weak, 0.5, 0.6, halving, pareto=True)
+    assert second.trials[weak.number].user_attrs[RUNGS_KEY] == {"0.5": 0.6}
+    small = second.ask()
+    small.set_user_attr("macs", 0.5e6)
+    # The cheapest architecture is never dominated on (accuracy, MACs): it goes on...
+    assert record_and_decide(second, small, 0.5, 0.3, halving, pareto=True)
+    # ... but not when accuracy alone decides (5 points, quota 3, it is the worst).
+    assert not record_and_decide(second, small, 0.5, 0.3, halving, pareto=False)
+
+
+def test_no_trial_is_stopped_before_a_rung_has_seen_min_trials(tmp_path) -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    _done(study, 0.9, 1e6)
+    trial = study.ask()
+    trial.set_user_attr("macs", 5e6)
+    assert record_and_decide(study, trial, 0.5, 0.1, Halving((0.5,), keep=0.5, min_trials=3), pareto=True)
+
+
+def test_checkpoints_are_evaluated_at_their_fractions_and_can_stop_training() -> None:
+    data = load_dataset("synthetic", resolution=16)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
+    settings = ProxySettings(epochs=2, batch_size=16, lr=0.1, train_fraction=1.0, max_train_images=160)
+    seen: list[tuple[float, float]] = []
+    result = train_proxy(model, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
+                         checkpoints=(0.25, 0.5), on_checkpoint=lambda f, acc: seen.append((f, acc)))
+    assert [f for f, _ in seen] == [0.25, 0.5]  # 20 steps: after steps 5 and 10
+    assert all(0.0 <= acc <= 1.0 for _, acc in seen) and result.epochs == 2
+
+    class Stop(Exception):
+        pass
+
+    steps_seen = []
+
+    def stop(fraction: float, acc: float) -> None:
+        raise Stop(fraction)
+
+    model2 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
+    hook = model2.register_forward_pre_hook(lambda m, x: steps_seen.append(1) if m.training else None)
+    with pytest.raises(Stop):
+        train_proxy(model2, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
+                    checkpoints=(0.25,), on_checkpoint=stop)
+    hook.remove()
+    assert len(steps_seen) == 5  # 2 epochs x 10 steps; stopped after a quarter
+
+
+def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_ones(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=8", "search.halving.enabled=true", "search.halving.min_trials=2",
+                   "search.halving.keep=0.3", "sampler=random")
+    result = run_search(cfg, progress=False)
+    study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+    admitted = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]
+    pruned = [t for t in admitted if t.state == TrialState.PRUNED]
+    assert len(admitted) == 8 == result.trained and len(pruned) == result.pruned > 0
+    for t in pruned:
+        assert t.user_attrs["pruned_at"] in (0.25, 0.5)
+        assert t.user_attrs["val_acc"] == t.user_attrs[RUNGS_KEY][f"{t.user_attrs['pruned_at']:g}"]
+        # It really was behind the quota at that rung, recomputed from the stored rungs.
+        key = f"{t.user_attrs['pruned_at']:g}"
+        before = [o for o in admitted if o.number < t.number and key in o.user_attrs.get(RUNGS_KEY, {})]
+        me = (-t.user_attrs["val_acc"], t.user_attrs["macs"])
+        others = [(-o.user_attrs[RUNGS_KEY][key], o.user_attrs["macs"]) for o in before]
+        assert len(others) + 1 >= 2 and not promoted(me, others, 0.3)
+    front_numbers = {c.trial for c in result.front}
+    assert front_numbers and front_numbers <= {t.number for t in admitted if t.state == TrialState.COMPLETE}
+
+
+def test_prescreen_trains_the_best_scored_candidate(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=2", "search.prescreen=naswot", "search.prescreen_candidates=3",
+                   "sampler=random")
+    result = run_search(cfg, progress=False)
+    study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+    trained = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]
+    assert len(trained) == 2 == result.trained and result.prescreened == 6
+    for t in trained:
+        group = [study.trials[n] for n in t.user_attrs["prescreened_from"]]
+        assert len(group) == 3 and all(g.state == TrialState.PRUNED for g in group)
+        best = max(group, key=lambda g: g.user_attrs["zc_naswot"])
+        assert t.params == best.params and t.user_attrs["genotype"] == best.user_attrs["genotype"]
+        assert all(math.isfinite(g.user_attrs["zc_naswot"]) for g in group)
