@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from nas.zero_cost import rank_aggregate  # noqa: E402
+from _doc import replace_section  # noqa: E402
 from rank_table import LINEAR, read_table  # noqa: E402
 
 BOOTSTRAP = 1000
 TOP_K = 5
-BEGIN, END = "<!-- rank-correlation:begin -->", "<!-- rank-correlation:end -->"
 
 
 def _tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -235,11 +235,7 @@ def main() -> None:
     out.write_text(f"# Proxy rank correlation ({header['size']} size)\n\n{text}")
     print(text)
     if args.doc:
-        doc = args.doc.read_text()
-        if BEGIN not in doc or END not in doc:
-            raise SystemExit(f"{args.doc}: needs the markers {BEGIN} and {END}")
-        head, rest = doc.split(BEGIN, 1)
-        args.doc.write_text(f"{head}{BEGIN}\n{text}{END}{rest.split(END, 1)[1]}")
+        replace_section(args.doc, "rank-correlation", text)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python bench/search_strategies.py --size cpu        # 2 MMACs, 20 archs per search; 2-core CPU
     python bench/search_strategies.py --size full       # 20 MMACs, 50 archs, the full proxy; a GPU
-    python bench/search_strategies.py --size cpu --report    # table, plot and docs section only
+    python bench/search_strategies.py --size cpu --report    # table and plot from the results only
 
 Every search is the real `nas-search` (Fashion-MNIST, hybrid space) in a process of its own with
 one thread, `--jobs` at a time. Each finished search appends one JSON line to
@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _doc import replace_section  # noqa: E402
 
 SAMPLERS = ("random", "tpe", "nsgaii")
 VARIANTS: dict[str, list[str]] = {
@@ -224,12 +227,16 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where the searches' studies go (default: a temp folder)")
     parser.add_argument("--report", action="store_true", help="only write the table and plot from the results")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--doc", type=Path, help="a Markdown file whose search-strategies section is replaced")
     args = parser.parse_args()
     size = SIZES[args.size]
     out = args.out or ROOT / "bench" / "results" / f"search_strategies_{args.size}.jsonl"
     if not args.report:
         run(args, size, out)
-    print(report(args.size, out))
+    table = report(args.size, out)
+    print(table)
+    if args.doc:
+        replace_section(args.doc, "search-strategies", table + "\n")
 
 
 if __name__ == "__main__":

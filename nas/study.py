@@ -26,7 +26,7 @@ import torch
 from hydra.utils import instantiate
 from optuna.trial import TrialState
 
-from search_spaces import Arch, DataShape, Fits, Space, get_space, reference
+from search_spaces import Arch, DataShape, Space, Usage, get_space, reference
 
 from .complexity import Complexity, complexity
 from .config import NasConfig, redact, validate
@@ -65,6 +65,14 @@ class Budget:
 
     def admits(self, cost: Complexity) -> bool:
         return all(v <= 0 for v in self.violations(cost).values())
+
+    def usage(self, cost: Complexity) -> float:
+        """The share of the budget a network uses: of its MACs cap, or of its parameter cap where
+        that is the tighter one (<= 1 fits)."""
+        shares = [cost.mmacs / self.mflops]
+        if self.mparams is not None:
+            shares.append(cost.mparams / self.mparams)
+        return max(shares)
 
 
 @dataclass
@@ -255,9 +263,9 @@ class RandomSuggests:
         return choices[int(self.rng.integers(0, len(choices)))]
 
 
-def budget_fits(budget: Budget) -> Fits:
-    """The test a budget-aware space draws its sizes with."""
-    return lambda arch: budget.admits(complexity(arch))
+def budget_usage(budget: Budget) -> Usage:
+    """What a budget-aware space draws its sizes with: the share of `budget` an architecture uses."""
+    return lambda arch: budget.usage(complexity(arch))
 
 
 def probe_budget(space: Space, shape: DataShape, budget: Budget, samples: int, seed: int,
@@ -265,8 +273,8 @@ def probe_budget(space: Space, shape: DataShape, budget: Budget, samples: int, s
     """Price random samples of the space (drawn as the search draws them); refuse a budget that
     none of them fits."""
     rng, small = RandomSuggests(seed), RandomSuggests(seed, smallest=True)
-    fits = budget_fits(budget) if budget_aware else None
-    costs = [complexity(space(rng, shape, fits)) for _ in range(samples)]
+    usage = budget_usage(budget) if budget_aware else None
+    costs = [complexity(space(rng, shape, usage)) for _ in range(samples)]
     small_end = [complexity(space(small, shape)) for _ in range(samples)]
     feasible = sum(budget.admits(c) for c in costs)
     mmacs = sorted(c.mmacs for c in costs)
@@ -444,7 +452,7 @@ def sample_and_price(trial: optuna.Trial, space: Space, shape: DataShape, budget
                      worker: int = 0, budget_aware: bool = True) -> tuple[Arch, Complexity]:
     """Sample an architecture (its sizes within the budget when `budget_aware`), count it, and
     record the count (and, when over budget, the rejection) on the trial. Nothing is built."""
-    arch: Arch = space(trial, shape, budget_fits(budget) if budget_aware else None)
+    arch: Arch = space(trial, shape, budget_usage(budget) if budget_aware else None)
     cost = complexity(arch)
     for key, value in (("macs", cost.macs), ("params", cost.params), ("genotype", arch.genotype()),
                        ("worker", worker)):
@@ -533,6 +541,7 @@ class _Objective:
             with warnings.catch_warnings():  # ask() outside optimize(): told within seconds, no heartbeat needed
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = self.study.ask()
+            trial.set_user_attr(PROCESS_KEY, self.process)
             arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
                                           self.cfg.search.budget_aware)
             if not self.budget.admits(cost):

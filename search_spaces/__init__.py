@@ -8,7 +8,7 @@ from __future__ import annotations
 from .blocks import BLOCKS, Sandglass, ShuffleUnit, channel_shuffle
 from .network import Network, build_network
 from .references import reference, references
-from .spaces import SPACES, DataShape, Fits, Space, get_space, register_space
+from .spaces import SPACES, DataShape, Space, Usage, get_space, register_space
 from .spec import (
     STAGE_TYPES,
     Arch,
@@ -25,8 +25,8 @@ __all__ = [
     "BLOCKS",
     "SPACES",
     "DataShape",
-    "Fits",
     "Space",
+    "Usage",
     "get_space",
     "register_space",
     "STAGE_TYPES",

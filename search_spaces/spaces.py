@@ -4,12 +4,14 @@ Parameter names are stable (`s{i}_block`, `s{i}_groups`, `width_frac`, ...) so t
 resumed and compared. A space takes any object with `suggest_int/float/categorical`; it never
 imports Optuna, and it snaps widths so that every sample is a valid network.
 
-Budget-aware sampling: a space draws the structure first (block types, groups, ratios), then each
-size (depths, then widths) as a fraction `<name>_frac` in [0, 1] of the values that still fit the
-budget with every later size at its smallest. Multiply-adds and parameters grow with every size,
-so the largest value that fits is found by bisection, every architecture under the budget stays
-reachable, and the samplers see the same distribution (a fraction in [0, 1]) in every trial.
-Without a `fits` test the fraction spans the whole range: the plain space.
+Budget-aware sampling: a space draws the structure first (block types, groups, ratios), then how
+much of the budget to use, `budget_frac`: a target between the structure's smallest network and the
+whole budget. Then each size (depths, then widths) is drawn as a fraction `<name>_frac` in [0, 1] of
+the values that still meet the target with every later size at its smallest. Multiply-adds and
+parameters grow with every size, so the largest value that fits is found by bisection; every
+architecture under the budget stays reachable, sizes spread over the whole range up to the budget,
+and the samplers see the same distribution (a fraction in [0, 1]) in every trial. Without a budget
+the fractions span the whole ranges: the plain space.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Protocol
 from .references import MOBILENEXT_STAGES, SHUFFLENET_STAGE2, SMALL_INPUT
 from .spec import Arch, SandglassStage, ShuffleStage, Stage, Stem, make_divisible
 
-__all__ = ["SPACES", "DataShape", "Fits", "Size", "Space", "Suggests", "draw_sizes", "get_space", "register_space"]
+__all__ = ["SPACES", "DataShape", "Size", "Space", "Suggests", "Usage", "draw_sizes", "get_space", "register_space"]
 
 GROUPS = (1, 2, 3, 4, 8)
 REDUCTIONS = (2, 3, 4, 6, 8)
@@ -59,8 +61,8 @@ class DataShape:
         return self.resolution <= SMALL_INPUT
 
 
-Fits = Callable[[Arch], bool]  # does this architecture fit the budget?
-Space = Callable[..., Arch]  # space(trial, shape, fits=None) -> Arch
+Usage = Callable[[Arch], float]  # the share of the budget an architecture uses (<= 1 fits)
+Space = Callable[..., Arch]  # space(trial, shape, usage=None) -> Arch
 SPACES: dict[str, Space] = {}
 
 
@@ -100,14 +102,20 @@ class Size:
 
 
 def draw_sizes(trial: Suggests, sizes: Sequence[Size], build: Callable[[dict[str, float]], Arch],
-               fits: Fits | None) -> dict[str, float]:
-    """Each size in order, as a fraction of the grid values that still fit (see the module text).
+               usage: Usage | None) -> dict[str, float]:
+    """Each size in order, as a fraction of the grid values that still meet the target (see the
+    module text). `build(values)` makes the architecture for one value per size.
 
-    `build(values)` makes the architecture for one value per size. When even the smallest network
-    of this structure does not fit, every size stays at its smallest and the caller's budget check
-    rejects the sample.
+    When even the smallest network of this structure is over the budget, every size stays at its
+    smallest and the caller's budget check rejects the sample.
     """
     values = {size.name: size.low for size in sizes}
+    fits: Callable[[Arch], bool] | None = None
+    if usage is not None:
+        floor = usage(build(values))
+        share = trial.suggest_float("budget_frac", 0.0, 1.0)
+        target = 1.0 if share >= 1.0 else floor + share * max(0.0, 1.0 - floor)
+        fits = lambda arch: usage(arch) <= target  # noqa: E731
     feasible = fits is None or fits(build(values))
     for size in sizes:
         grid = size.grid()
@@ -171,7 +179,7 @@ def _suggest_sandglass(trial: Suggests, i: int) -> dict[str, Any]:
     }
 
 
-def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str], fits: Fits | None) -> Arch:
+def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str], usage: Usage | None) -> Arch:
     """Three stride-2 stages (ShuffleNet v1's layout) of the given block types."""
     params = [
         _suggest_shuffle(trial, i) if block == "shuffle" else _suggest_sandglass(trial, i)
@@ -207,28 +215,28 @@ def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str], f
     # Structure above, then depths, then the overall width and each stage's share of it.
     sizes = [Size(f"s{i}_depth", *SHUFFLE_DEPTHS[i], 1) for i in range(len(blocks))]
     sizes += [Size("width", 0.25, 2.0, 0.25)] + [Size(f"s{i}_width", 0.5, 1.5, 0.25) for i in range(len(blocks))]
-    return build(draw_sizes(trial, sizes, build, fits))
+    return build(draw_sizes(trial, sizes, build, usage))
 
 
 # -- the spaces ----------------------------------------------------------------------------------
 
 
 @register_space("shufflenet")
-def shufflenet(trial: Suggests, shape: DataShape, fits: Fits | None = None) -> Arch:
+def shufflenet(trial: Suggests, shape: DataShape, usage: Usage | None = None) -> Arch:
     """ShuffleNet v1 layout: three stride-2 stages of units; per stage groups, shuffle on/off,
     width and depth, plus an overall width scale."""
-    return _downsampling_stages(trial, shape, ["shuffle"] * 3, fits)
+    return _downsampling_stages(trial, shape, ["shuffle"] * 3, usage)
 
 
 @register_space("hybrid")
-def hybrid(trial: Suggests, shape: DataShape, fits: Fits | None = None) -> Arch:
+def hybrid(trial: Suggests, shape: DataShape, usage: Usage | None = None) -> Arch:
     """ShuffleNet v1's three-stage layout with the block type chosen per stage."""
     blocks = [trial.suggest_categorical(f"s{i}_block", BLOCK_TYPES) for i in range(3)]
-    return _downsampling_stages(trial, shape, blocks, fits)
+    return _downsampling_stages(trial, shape, blocks, usage)
 
 
 @register_space("mobilenext")
-def mobilenext(trial: Suggests, shape: DataShape, fits: Fits | None = None) -> Arch:
+def mobilenext(trial: Suggests, shape: DataShape, usage: Usage | None = None) -> Arch:
     """MobileNeXt's eight-stage layout (mnext.py); per stage reduction ratio t, identity tensor
     multiplier, width and depth (up to one more block than the paper), plus overall width."""
     params = [_suggest_sandglass(trial, i) for i in range(len(MOBILENEXT_STAGES))]
@@ -251,4 +259,4 @@ def mobilenext(trial: Suggests, shape: DataShape, fits: Fits | None = None) -> A
     sizes = [Size(f"s{i}_depth", 1, n + 1, 1) for i, (_, _, n, _) in enumerate(MOBILENEXT_STAGES)]
     sizes += [Size("width", 0.25, 1.5, 0.125)]
     sizes += [Size(f"s{i}_width", 0.5, 1.5, 0.25) for i in range(len(MOBILENEXT_STAGES))]
-    return build(draw_sizes(trial, sizes, build, fits))
+    return build(draw_sizes(trial, sizes, build, usage))

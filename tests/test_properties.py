@@ -39,8 +39,8 @@ def sampled(draw: st.DrawFn, space: str) -> Arch:
     )
     # Sometimes within a budget (sizes drawn as fractions of what fits), sometimes the plain space.
     mflops = draw(st.sampled_from([None, 1.0, 5.0, 20.0]), label="budget")
-    fits = None if mflops is None else (lambda arch: nas.complexity(arch).mmacs <= mflops)
-    return SPACES[space](DrawnSuggests(draw), shape, fits)
+    usage = None if mflops is None else (lambda arch: nas.complexity(arch).mmacs / mflops)
+    return SPACES[space](DrawnSuggests(draw), shape, usage)
 
 
 @pytest.mark.parametrize("space", sorted(SPACES))

@@ -1,0 +1,15 @@
+"""Writing a generated section into a hand-written Markdown file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def replace_section(path: Path, name: str, text: str) -> None:
+    """Replace what lies between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in `path`."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    doc = path.read_text()
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{path}: needs the markers {begin} and {end}")
+    head, rest = doc.split(begin, 1)
+    path.write_text(f"{head}{begin}\n{text}{end}{rest.split(end, 1)[1]}")
