@@ -4,10 +4,11 @@ Optuna cannot prune multi-objective studies (`Trial.report` refuses more than on
 optuna#3450), so the search measures validation accuracy at a few rungs of the proxy run and
 decides itself, as multi-objective ASHA does (Schmucker et al. 2021, "Multi-objective
 Asynchronous Successive Halving"): at a rung, the architectures measured there so far are sorted
-into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while the fronts
-up to and including its own start within the best `keep` share. MACs are known before training,
-so only accuracy is uncertain at a rung. The rule reads every trial of the study from its
-storage, so workers sharing one storage share the rungs.
+into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while it is among
+the best `keep` share of them (whole fronts first; NSGA-II's crowding distance splits the front
+the cut falls in, so the most accurate and the cheapest go first). MACs are known before
+training, so only accuracy is uncertain at a rung. The rule reads every trial of the study from
+its storage, so workers sharing one storage share the rungs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import optuna
 
-__all__ = ["RUNGS_KEY", "Halving", "nondominated_fronts", "promoted", "record_and_decide"]
+__all__ = ["RUNGS_KEY", "Halving", "crowding_distances", "nondominated_fronts", "promoted", "record_and_decide"]
 
 RUNGS_KEY = "rung_val_acc"  # user attribute: {rung: validation accuracy measured there}
 
@@ -29,7 +30,7 @@ class Halving:
     """Where a run is checked and how much of each rung goes on."""
 
     rungs: tuple[float, ...]  # the search: fractions of the proxy's steps; the sweeper: the app's report steps
-    keep: float = 0.5  # share of the trials at a rung that continue (whole fronts, best first)
+    keep: float = 0.5  # share of the trials at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen (this one included) before it stops any
 
 
@@ -56,16 +57,38 @@ def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float) -> bool:
-    """Whether `me` (minimized objectives) continues against the others measured at its rung:
-    the points in fronts better than its own must number fewer than ceil(keep * all)."""
+    """Whether `me` (minimized objectives) is among the best ceil(keep * all) of the points
+    measured at its rung: whole fronts first, and in the front the cut falls in, the points with
+    the larger crowding distance (NSGA-II's: the extremes, then the more isolated), which keeps the
+    promoted set spread along the front."""
     points = [tuple(me), *map(tuple, others)]
     quota = max(1, math.ceil(keep * len(points)))
     before = 0
     for front in nondominated_fronts(points):
         if 0 in front:
-            return before < quota
+            if before + len(front) <= quota:
+                return True
+            crowding = crowding_distances([points[i] for i in front])
+            order = sorted(range(len(front)), key=lambda k: (-crowding[k], points[front[k]]))
+            return front.index(0) in order[: max(0, quota - before)]
         before += len(front)
     raise AssertionError("unreachable: every point is in a front")
+
+
+def crowding_distances(front: Sequence[Sequence[float]]) -> list[float]:
+    """NSGA-II's crowding distance of each point of one front: per objective, the gap between its
+    neighbours over the front's range, summed; the extremes of every objective get infinity."""
+    n = len(front)
+    distance = [0.0] * n
+    for m in range(len(front[0]) if n else 0):
+        order = sorted(range(n), key=lambda i: front[i][m])
+        low, high = front[order[0]][m], front[order[-1]][m]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if high == low:
+            continue
+        for j in range(1, n - 1):
+            distance[order[j]] += (front[order[j + 1]][m] - front[order[j - 1]][m]) / (high - low)
+    return distance
 
 
 def _point(acc: float, macs: float | None) -> tuple[float, ...]:

@@ -151,15 +151,16 @@ def train_proxy(
     device: torch.device | str = "auto",
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     checkpoints: Sequence[float] = (),
-    on_checkpoint: Callable[[float, float], None] | None = None,
+    on_checkpoint: Callable[[float, float, float], None] | None = None,
 ) -> TrainResult:
     """Train `model` for `settings.epochs` on `train` and report accuracy on `val` after each
     epoch (`val=None` skips it: accuracy is then NaN, for a final training measured elsewhere).
 
     `on_epoch` sees every epoch's metrics and may raise (e.g. `optuna.TrialPruned`) to stop.
-    `on_checkpoint(fraction, val_acc)` is called once the steps done reach each fraction in
-    `checkpoints` (0 < fraction < 1, e.g. the rungs of successive halving), and may raise too;
-    evaluating there counts neither in `train_s` nor in an epoch's seconds.
+    `on_checkpoint(fraction, val_acc, train_s)` is called once the steps done reach each fraction
+    in `checkpoints` (0 < fraction < 1, e.g. the rungs of successive halving), with the seconds of
+    training so far, and may raise too; evaluating there counts neither in `train_s` nor in an
+    epoch's seconds.
     Raises `TrainingDiverged` when the loss is no longer finite.
     """
     started = time.perf_counter()
@@ -205,9 +206,10 @@ def train_proxy(
                 first_step_s = time.perf_counter() - epoch_start
             if step in at_step and on_checkpoint is not None:
                 eval_start = time.perf_counter()
+                trained_s = train_s + eval_start - epoch_start
                 acc = evaluate(model, val_data, batch_size=settings.eval_batch_size)
                 epoch_start += time.perf_counter() - eval_start  # the evaluation is not training time
-                on_checkpoint(at_step[step], acc)
+                on_checkpoint(at_step[step], acc, trained_s)
         _sync(device)
         seconds = time.perf_counter() - epoch_start
         train_s += seconds

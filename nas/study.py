@@ -578,11 +578,12 @@ class _Objective:
         return report
 
     def _rung(self, trial: optuna.Trial):
-        def decide(fraction: float, val_acc: float) -> None:
+        def decide(fraction: float, val_acc: float, train_s: float) -> None:
             assert self.halving is not None
             if not record_and_decide(self.study, trial, fraction, val_acc, self.halving, pareto=self.pareto):
                 trial.set_user_attr("val_acc", val_acc)
                 trial.set_user_attr("pruned_at", fraction)
+                trial.set_user_attr("train_s", round(train_s, 3))
                 raise optuna.TrialPruned(
                     f"dominated at rung {fraction:g} (val_acc {val_acc:.4f}; search.halving.keep={self.halving.keep:g})"
                 )

@@ -10,7 +10,7 @@ import torch
 from optuna.trial import TrialState
 
 from nas.data import load_dataset
-from nas.halving import RUNGS_KEY, Halving, nondominated_fronts, promoted, record_and_decide
+from nas.halving import RUNGS_KEY, Halving, crowding_distances, nondominated_fronts, promoted, record_and_decide
 from nas.proxy import ProxySettings, train_proxy
 from nas.study import run_search
 
@@ -23,15 +23,26 @@ def test_fronts_of_a_hand_drawn_set() -> None:
     assert nondominated_fronts(points) == [[0, 1, 2, 5], [3], [4]]
 
 
-def test_promotion_keeps_whole_fronts_until_the_quota_is_met() -> None:
-    others = [(1, 5), (2, 2), (4, 1), (3, 4), (5, 5)]  # fronts {a,b,c}, {d}, {e}
-    # 6 points, keep 0.5: quota 3. A point joining the first front is kept; one behind three
-    # better points is not.
-    assert promoted((0.5, 9), others, keep=0.5)  # best accuracy of all: first front
-    assert not promoted((3.5, 4.5), others, keep=0.5)  # dominated by b and d: third front, 4 before it
-    # keep 1.0 never stops; a tiny keep still lets the first front through.
+def test_promotion_fills_the_quota_front_by_front_and_splits_the_last_by_crowding() -> None:
+    others = [(1, 5), (2, 2), (4, 1), (3, 4), (5, 5)]  # fronts {a, b, c}, {d}, {e}
+    # 6 points, keep 0.5: quota 3. (0.5, 9) joins the first front, which then holds 4 points:
+    # crowding distances (worked out by hand) me inf, a 1.30, b 1.36, c inf: me, c and b go on.
+    assert promoted((0.5, 9), others, keep=0.5)
+    # The same set seen from a: first front, but the smallest crowding distance, so it stops.
+    assert not promoted((1, 5), [(0.5, 9), (2, 2), (4, 1), (3, 4), (5, 5)], keep=0.5)
+    # Behind three fronts holding 4 points (dominated by b and d): stopped.
+    assert not promoted((3.5, 4.5), others, keep=0.5)
+    # keep 1.0 never stops; a point dominating all goes on at any keep.
     assert promoted((6, 6), others, keep=1.0)
     assert promoted((0.1, 0.1), others, keep=0.01)
+
+
+def test_crowding_distance_of_a_hand_worked_front() -> None:
+    # me (0.5, 9), a (1, 5), b (2, 2), c (4, 1); ranges 3.5 and 8.
+    # a: (2 - 0.5) / 3.5 + (9 - 2) / 8; b: (4 - 1) / 3.5 + (5 - 1) / 8; the extremes infinite.
+    got = crowding_distances([(0.5, 9), (1, 5), (2, 2), (4, 1)])
+    assert got[0] == got[3] == math.inf
+    assert got[1] == pytest.approx(1.5 / 3.5 + 7 / 8) and got[2] == pytest.approx(3 / 3.5 + 4 / 8)
 
 
 def _done(study: optuna.Study, acc_at_rung: float, macs: float) -> None:
@@ -75,16 +86,17 @@ def test_checkpoints_are_evaluated_at_their_fractions_and_can_stop_training() ->
     settings = ProxySettings(epochs=2, batch_size=16, lr=0.1, train_fraction=1.0, max_train_images=160)
     seen: list[tuple[float, float]] = []
     result = train_proxy(model, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
-                         checkpoints=(0.25, 0.5), on_checkpoint=lambda f, acc: seen.append((f, acc)))
-    assert [f for f, _ in seen] == [0.25, 0.5]  # 20 steps: after steps 5 and 10
-    assert all(0.0 <= acc <= 1.0 for _, acc in seen) and result.epochs == 2
+                         checkpoints=(0.25, 0.5), on_checkpoint=lambda f, acc, secs: seen.append((f, acc, secs)))
+    assert [f for f, _, _ in seen] == [0.25, 0.5]  # 20 steps: after steps 5 and 10
+    assert all(0.0 <= acc <= 1.0 for _, acc, _ in seen) and result.epochs == 2
+    assert 0 < seen[0][2] < seen[1][2] < result.train_s  # training seconds so far
 
     class Stop(Exception):
         pass
 
     steps_seen = []
 
-    def stop(fraction: float, acc: float) -> None:
+    def stop(fraction: float, acc: float, train_s: float) -> None:
         raise Stop(fraction)
 
     model2 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
@@ -105,7 +117,7 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
     pruned = [t for t in admitted if t.state == TrialState.PRUNED]
     assert len(admitted) == 8 == result.trained and len(pruned) == result.pruned > 0
     for t in pruned:
-        assert t.user_attrs["pruned_at"] in (0.25, 0.5)
+        assert t.user_attrs["pruned_at"] in (0.25, 0.5) and t.user_attrs["train_s"] > 0
         assert t.user_attrs["val_acc"] == t.user_attrs[RUNGS_KEY][f"{t.user_attrs['pruned_at']:g}"]
         # It really was behind the quota at that rung, recomputed from the stored rungs.
         key = f"{t.user_attrs['pruned_at']:g}"
