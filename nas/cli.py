@@ -264,14 +264,24 @@ def search_main() -> None:
 
 
 def train_main() -> None:
-    """`nas-train ARCH.yaml [overrides]`: full training of an exported architecture."""
+    """`nas-train ARCH.yaml [overrides]`: full training of an exported architecture;
+    `nas-train study.name=NAME [overrides]`: of the study's Pareto front, exported as models."""
     command = " ".join(["nas-train", *sys.argv[1:]])
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
         sys.argv[1] = f"arch={sys.argv[1]}"
+    _quiet_optuna()
 
     def task(cfg: Any) -> float:
-        from .train import train_full
+        from .train import train_front, train_full
 
+        if not cfg.arch:
+            trained = train_front(cfg, command=command)
+            print(f"\n{'trial':>5} {'test_acc':>8} {'proxy':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
+            for m in trained:
+                print(f"{m['trial']:>5} {m['test_acc']:>8.4f} {m['val_acc_proxy']:>8.4f} {m['mmacs']:>8.2f} "
+                      f"{m['mparams']:>8.3f}  {m['genotype']}")
+            print(f"written: {Path(cfg.output_dir) / 'export'}/ (weights, metrics), {Path(cfg.output_dir) / 'models'}/")
+            return float(trained[0]["test_acc"]) if trained else 0.0
         metrics = train_full(cfg, command=command)
         print(
             f"{Path(cfg.arch).name}: test accuracy {metrics['test_acc']:.4f} after {metrics['epochs']} epochs "

@@ -112,10 +112,16 @@ class ObjectiveConfig:
 class HalvingConfig:
     """Early stopping that keeps the Pareto mode (nas.halving): successive halving over rungs."""
 
-    enabled: bool = False  # stop trials dominated at a rung (works with objective=pareto and accuracy)
+    # Stop trials dominated at a rung (works with objective=pareto and accuracy). null: on unless
+    # objective.pruner stops trials already (objective=accuracy comes with Hyperband).
+    enabled: Optional[bool] = None
     rungs: list[float] = field(default_factory=lambda: [0.25, 0.5])  # fractions of the proxy's steps, ascending
-    keep: float = 0.5  # share of the trials measured at a rung that continue (whole fronts, best first)
+    keep: float = 0.33  # share of the trials measured at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen before it stops any
+
+    def active(self, pruner: Any) -> bool:
+        """Whether the search stops trials at the rungs, given the objective's pruner."""
+        return self.enabled if self.enabled is not None else not pruner
 
 
 @dataclass
@@ -147,7 +153,7 @@ class StorageConfig:
 
 @dataclass
 class TrainConfig:
-    """`nas-train`: a standard recipe for training an exported architecture fully."""
+    """`nas-train`: a standard recipe for training an exported architecture (or a study's front) fully."""
 
     epochs: int = 30
     batch_size: int = 128
@@ -156,6 +162,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     seed: int = 0
     device: str = "auto"
+    max_train_images: Optional[int] = None  # a random subset of train + validation (null: all of it)
+    top_k: Optional[int] = None  # nas-train study.name=...: the k most accurate front members (null: the whole front)
 
 
 @dataclass
@@ -181,7 +189,7 @@ class NasConfig:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     verbose: bool = False  # tracebacks instead of one-line errors
     train: TrainConfig = field(default_factory=TrainConfig)
-    arch: Optional[str] = None  # nas-train: the architecture YAML to train
+    arch: Optional[str] = None  # nas-train: the architecture YAML to train (null: the study's front)
 
 
 def worker_seed(seed: int, worker: int) -> int:
@@ -264,9 +272,10 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
     if s.worker < 0:
         raise ConfigError("search.worker", f"{s.worker} is not allowed (allowed: >= 0)")
     h = s.halving
-    if h.enabled:
-        if cfg.objective.pruner:
-            raise ConfigError("search.halving.enabled", "cannot be combined with objective.pruner (choose one)")
+    if h.enabled and cfg.objective.pruner:
+        raise ConfigError("search.halving.enabled",
+                          "cannot be combined with objective.pruner (choose one; null turns halving off under a pruner)")
+    if h.active(cfg.objective.pruner):
         rungs = list(h.rungs)
         if not rungs or any(not 0 < r < 1 for r in rungs) or rungs != sorted(set(rungs)):
             raise ConfigError("search.halving.rungs", f"{rungs} is not allowed (allowed: ascending fractions, 0 < r < 1)")

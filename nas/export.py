@@ -22,7 +22,7 @@ from .errors import ConfigError, DataError
 from .model import MAX_MPARAMS, build_model
 from .pareto import Candidate, atomic_write
 
-__all__ = ["ONNX_TOLERANCE", "export_front", "export_model", "export_onnx", "load_model", "load_weights"]
+__all__ = ["ONNX_TOLERANCE", "export_front", "export_model", "export_onnx", "load_model", "load_weights", "onnx_speed"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,46 @@ def export_onnx(model: torch.nn.Module, arch: Arch, path: Path, *, seed: int = 0
     return diff
 
 
+def onnx_speed(path: Path, arch: Arch, *, threads: int | None = None, seconds: float = 1.0) -> dict[str, Any]:
+    """CPU speed of an ONNX model through onnxruntime: median latency of one image (batch 1) and
+    throughput at batch 64, each after warm-up runs, on `threads` intra-op threads (None: all
+    cores), with the machine it was measured on."""
+    import os
+    import platform
+    import statistics
+    import time
+
+    import numpy as np
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+
+    def timings(batch: int) -> list[float]:
+        images = rng.standard_normal((batch, arch.in_channels, arch.resolution, arch.resolution), dtype=np.float32)
+        for _ in range(3):
+            session.run(None, {"images": images})
+        runs: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while len(runs) < 5 or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            session.run(None, {"images": images})
+            runs.append(time.perf_counter() - start)
+        return runs
+
+    latency = statistics.median(timings(1))
+    batch64 = statistics.median(timings(64))
+    return {
+        "latency_ms_batch1": round(1e3 * latency, 4),
+        "throughput_img_s_batch64": round(64 / batch64, 1),
+        "threads": threads or os.cpu_count(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
 @contextlib.contextmanager
 def _quiet_loggers(*names: str) -> Any:
     loggers = [logging.getLogger(n) for n in names]
@@ -140,9 +180,10 @@ def _quiet_loggers(*names: str) -> Any:
 
 
 def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dict[str, Any], command: str,
-                 max_mparams: float | None = MAX_MPARAMS) -> None:
+                 max_mparams: float | None = MAX_MPARAMS, speed_s: float = 1.0) -> None:
     """A folder users can deploy from: arch.yaml, weights.pt (when trained), model.onnx,
-    metrics.json and README.md (the model card)."""
+    metrics.json and README.md (the model card). `speed_s` > 0 measures the ONNX model's CPU
+    latency and throughput for about that many seconds per batch size (`onnx_speed`)."""
     model = build_model(arch, max_mparams=max_mparams)
     state = None if weights is None else load_weights(model, weights)  # before anything is written
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +201,8 @@ def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dic
         cost = complexity(arch)
         record = {**metrics, "macs": cost.macs, "params": cost.params, "trained": weights is not None,
                   "onnx": {"max_abs_diff_vs_pytorch": diff, "tolerance": ONNX_TOLERANCE, "opset": "default",
-                           "input": ["batch", *[arch.in_channels, arch.resolution, arch.resolution]]}}
+                           "input": ["batch", *[arch.in_channels, arch.resolution, arch.resolution]]},
+                  "cpu_speed": onnx_speed(staged / "model.onnx", arch, seconds=speed_s) if speed_s > 0 else None}
         atomic_write(staged / "metrics.json", json.dumps(record, indent=2) + "\n")
         atomic_write(staged / "README.md", _model_card(arch, record, command))
         if folder.exists():
@@ -168,11 +210,22 @@ def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dic
         staged.replace(folder)
 
 
+def _speed_line(speed: dict[str, Any] | None) -> str:
+    if not speed:
+        return "not measured"
+    return (f"{speed['latency_ms_batch1']:.3f} ms per image at batch 1, {speed['throughput_img_s_batch64']:,.0f} "
+            f"images/s at batch 64 (onnxruntime {speed['onnxruntime']}, {speed['threads']} threads, {speed['machine']})")
+
+
 def _model_card(arch: Arch, record: dict[str, Any], command: str) -> str:
     full = record.get("full_training")
     if full:
-        accuracy = (f"test accuracy **{full['test_acc']:.4f}** after {full['epochs']} epochs of full training "
-                    f"(`{full.get('command', 'nas-train')}`); proxy validation accuracy {record['val_acc_proxy']:.4f}")
+        recipe = full.get("train", {})
+        accuracy = (f"test accuracy **{full['test_acc']:.4f}** after {full['epochs']} epochs of full training on "
+                    f"{full.get('train_images', '?')} images (batch {recipe.get('batch_size', '?')}, peak lr "
+                    f"{recipe.get('lr', '?')}, label smoothing {recipe.get('label_smoothing', '?')}, seed "
+                    f"{recipe.get('seed', '?')}; `{full.get('command', 'nas-train')}`); proxy validation accuracy "
+                    f"{record['val_acc_proxy']:.4f}")
     else:
         accuracy = (f"proxy validation accuracy {record['val_acc_proxy']:.4f}. **Not trained**: the ONNX "
                     "file holds initial weights; train with `nas-train` and export again")
@@ -189,6 +242,7 @@ def _model_card(arch: Arch, record: dict[str, Any], command: str) -> str:
 | data | {record.get('data', '')} |
 | accuracy | {accuracy} |
 | ONNX check | onnxruntime vs PyTorch, max abs difference {record['onnx']['max_abs_diff_vs_pytorch']:.2e} (allowed {ONNX_TOLERANCE:g}) |
+| CPU speed | {_speed_line(record.get('cpu_speed'))} |
 | produced by | `{command}` |
 
 Files: `arch.yaml` (the spec; `nas.Arch.from_yaml` or `hydra.utils.instantiate` rebuild the network),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,13 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise DataError(f"{path} cannot be read ({err}); train it again with nas-train") from None
 
 
-def export_models(cfg: NasConfig, *, command: str = "") -> list[Path]:
-    """A deployable folder per Pareto architecture under runs/<study>/models/ (see export_model)."""
+def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] | None = None) -> list[Path]:
+    """A deployable folder per Pareto architecture under runs/<study>/models/ (see export_model);
+    only those of `trials` when given."""
     study = open_finished_study(cfg)
     front = pareto_front(candidates(study.get_trials(deepcopy=False)))
+    if trials is not None:
+        front = [c for c in front if c.trial in trials]
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture to export yet")
     data_name = study.user_attrs.get("data", "?")

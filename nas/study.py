@@ -484,7 +484,7 @@ class _Objective:
         self.pareto = cfg.objective.name == "pareto"
         self.process = this_process()
         h = cfg.search.halving
-        self.halving = Halving(tuple(h.rungs), h.keep, h.min_trials) if h.enabled else None
+        self.halving = Halving(tuple(h.rungs), h.keep, h.min_trials) if h.active(cfg.objective.pruner) else None
         self.last: dict[str, Any] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:

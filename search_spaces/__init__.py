@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .blocks import BLOCKS, Sandglass, ShuffleUnit, channel_shuffle
 from .network import Network, build_network
-from .references import reference, references
+from .references import mobilenext, reference, references, shufflenet_v1
 from .spaces import SPACES, DataShape, Space, Usage, get_space, register_space
 from .spec import (
     STAGE_TYPES,
@@ -43,6 +43,8 @@ __all__ = [
     "build_network",
     "channel_shuffle",
     "make_divisible",
+    "mobilenext",
     "reference",
     "references",
+    "shufflenet_v1",
 ]

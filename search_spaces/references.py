@@ -9,7 +9,7 @@ import math
 
 from .spec import Arch, Head, SandglassStage, ShuffleStage, Stem, make_divisible
 
-__all__ = ["SMALL_INPUT", "reference", "references"]
+__all__ = ["SMALL_INPUT", "mobilenext", "reference", "references", "shufflenet_v1"]
 
 #: Inputs at most this large get the small-image stem (stride 1, no pool).
 SMALL_INPUT = 64
@@ -57,11 +57,37 @@ def reference(name: str, num_classes: int = 1000, in_channels: int = 3, resoluti
     raise KeyError(f"unknown reference network {name!r} (known: {', '.join(references())})")
 
 
-def _shufflenet_v1(groups: int, scale: str, small: bool) -> Arch:
+def shufflenet_v1(groups: int, scale: float, num_classes: int = 1000, in_channels: int = 3,
+                  resolution: int = 224) -> Arch:
+    """ShuffleNet v1 with `groups` at any width scale (the published ones are 0.25x to 2x), e.g.
+    scaled to a budget. The stem is the released models' at their scales and 24 x scale
+    (at most 24) otherwise."""
+    if groups not in SHUFFLENET_STAGE2:
+        raise ValueError(f"groups must be one of {sorted(SHUFFLENET_STAGE2)}, not {groups}")
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, not {scale}")
+    name = next((s for s in SHUFFLENET_SCALES if float(s) == scale), None)
+    return _shufflenet_v1(groups, name or scale, resolution <= SMALL_INPUT).replace(
+        num_classes=num_classes, in_channels=in_channels, resolution=resolution
+    )
+
+
+def mobilenext(width: float, num_classes: int = 1000, in_channels: int = 3, resolution: int = 224) -> Arch:
+    """MobileNeXt at any width multiplier (the published ones are 0.35 to 1.4), e.g. scaled to a
+    budget; the last stage stays at 1280 channels below 1.0, as in mnext.py."""
+    if not width > 0:
+        raise ValueError(f"width must be positive, not {width}")
+    return _mobilenext(width, resolution <= SMALL_INPUT).replace(
+        num_classes=num_classes, in_channels=in_channels, resolution=resolution
+    )
+
+
+def _shufflenet_v1(groups: int, scale: str | float, small: bool) -> Arch:
     # "ShuffleNet s x" scales every width by s; snapping stage 2 to a multiple of 4g keeps the
     # bottleneck (out/4) divisible by g, and later stages double it as in Table 1.
     width = make_divisible(SHUFFLENET_STAGE2[groups] * float(scale), 4 * groups)
-    stem_channels = math.ceil(SHUFFLENET_STEM[scale] / groups) * groups
+    stem = SHUFFLENET_STEM[scale] if isinstance(scale, str) else 24 * min(scale, 1.0)
+    stem_channels = max(1, math.ceil(stem / groups)) * groups
     stem = Stem(stem_channels, stride=1, pool=False) if small else Stem(stem_channels, stride=2, pool=True)
     stages = tuple(
         ShuffleStage(width * 2**i, repeats, stride=2, groups=groups)

@@ -28,7 +28,8 @@ def _search(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _check_complete(study: optuna.Study, n_trials: int, pareto_csv: Path) -> list[optuna.trial.FrozenTrial]:
     """Exactly n trained trials, none running, and pareto.csv equal to their non-dominated set."""
-    trained = [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "admitted"]
+    trained = [t for t in study.trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("status") == "admitted"]
     assert len(trained) == n_trials
     assert len({t.number for t in trained}) == n_trials
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -105,6 +106,35 @@ def test_three_commands_from_search_to_onnx(tmp_path: Path) -> None:
     x = np.random.default_rng(0).standard_normal((3, 1, 16, 16)).astype(np.float32)
     with torch.no_grad():
         assert np.abs(session.run(None, {"images": x})[0] - model(torch.from_numpy(x)).numpy()).max() <= ONNX_TOLERANCE
+
+
+def test_nas_train_trains_the_top_of_the_front_once_and_exports_it_with_cpu_speed(tmp_path: Path) -> None:
+    assert _cli("search_main", *FAST_CLI, cwd=tmp_path).returncode == 0
+    with open(tmp_path / "runs/demo/pareto.csv") as f:
+        front = list(csv.DictReader(f))
+    best = max(front, key=lambda row: float(row["val_acc"]))  # the most accurate member is the top 1
+    args = ["study.name=demo", "data=synthetic", "train.epochs=1", "train.top_k=1"]
+    first = _cli("train_main", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    export = tmp_path / "runs/demo/export"
+    trained = sorted(p.name for p in export.glob("*.metrics.json"))
+    assert trained == [f"trial_{int(best['trial']):04d}.metrics.json"]
+    metrics = json.loads((export / trained[0]).read_text())
+    assert 0 <= metrics["test_acc"] <= 1 and metrics["epochs"] == 1 and round(metrics["val_acc_proxy"], 4) == float(best["val_acc"])
+    assert f"{metrics['test_acc']:.4f}" in first.stdout
+    folder = tmp_path / "runs/demo/models" / f"trial_{int(best['trial']):04d}"
+    assert [p.name for p in (tmp_path / "runs/demo/models").iterdir()] == [folder.name]
+    speed = json.loads((folder / "metrics.json").read_text())["cpu_speed"]
+    assert speed["latency_ms_batch1"] > 0 and speed["throughput_img_s_batch64"] > 0
+    assert "ms per image at batch 1" in (folder / "README.md").read_text()
+    weights = export / trained[0].replace(".metrics.json", ".pt")
+    stamp = weights.stat().st_mtime_ns
+    again = _cli("train_main", *args, cwd=tmp_path)  # same recipe: nothing is trained again
+    assert again.returncode == 0 and weights.stat().st_mtime_ns == stamp
+    assert "0 front members to train, 1 already trained with this recipe" in again.stdout + again.stderr
+    other = _cli("train_main", *args[:-2], "train.epochs=2", "train.top_k=1", cwd=tmp_path)
+    assert other.returncode == 0 and weights.stat().st_mtime_ns != stamp
+    assert json.loads((export / trained[0]).read_text())["epochs"] == 2
 
 
 def _free_port() -> int:

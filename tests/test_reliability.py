@@ -41,7 +41,7 @@ def _study(cfg) -> optuna.Study:
 
 def _trained_numbers(study: optuna.Study) -> list[int]:
     return [t.number for t in study.trials
-            if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "admitted"]
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("status") == "admitted"]
 
 
 # -- bad configuration ----------------------------------------------------------------------------

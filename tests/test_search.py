@@ -27,7 +27,8 @@ def _study(cfg) -> optuna.Study:
 
 
 def _trained(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "admitted"]
+    return [t for t in study.trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("status") == "admitted"]
 
 
 @pytest.fixture
