@@ -29,11 +29,12 @@ def _search(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _check_complete(study: optuna.Study, n_trials: int, pareto_csv: Path) -> list[optuna.trial.FrozenTrial]:
     """Exactly n trained trials, none running, and pareto.csv equal to their non-dominated set."""
     trained = [t for t in study.trials
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("status") == "admitted"]
+               if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("status") == "admitted"]
     assert len(trained) == n_trials
     assert len({t.number for t in trained}) == n_trials
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
-    points = {t.number: (t.user_attrs["val_acc"], t.user_attrs["macs"]) for t in trained}
+    # The front is made of the trials trained to the end; those stopped at a rung are not in it.
+    points = {t.number: (t.user_attrs["val_acc"], t.user_attrs["macs"]) for t in trained if t.state == TrialState.COMPLETE}
     front = {n for n, (a, m) in points.items()
              if not any(a2 >= a and m2 <= m and (a2 > a or m2 < m) for a2, m2 in points.values())}
     with open(pareto_csv) as f:
