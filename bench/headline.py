@@ -47,9 +47,10 @@ class Size:
 
 
 SIZES = {
-    # Two 20-architecture searches with the reduced CPU proxy, then 4 + 4 front members and 2
-    # references trained for 3 epochs on 20,000 of the 60,000 training images: about 40 minutes on
-    # 2 cores.
+    # Two 20-architecture searches with the reduced CPU proxy, then up to 4 + 4 front members and 2
+    # references trained for 3 epochs on 20,000 of the 60,000 training images, with the batch and
+    # peak lr that trained short runs best in the proxy study (docs/proxy-quality.md): about 20
+    # minutes on 2 cores.
     "cpu": Size(5.0, 20, 4, (), ("train.epochs=3", "train.max_train_images=20000", "train.batch_size=64",
                                  "train.lr=0.4")),
     # The full proxy and recipe on a GPU (not yet run: no device in the sessions so far).
@@ -104,7 +105,7 @@ def run(size_name: str, size: Size, root: Path, log: Path) -> dict[str, float]:
     seconds: dict[str, float] = {}
     common = [DATA, f"budget.mflops={size.budget_mflops:g}", f"search.n_trials={size.n_trials}", *size.search]
     for name, extra in (("search", []), ("random", ["sampler=random", "search.seed=1"])):
-        study = [f"study.name=headline-{size_name}-{name}", f"output_dir={root / name}"]
+        study = [f"study.name=headline-{size_name}-{name}", f"output_dir={(root / name).relative_to(ROOT)}"]
         print(f"{name}: nas-search {' '.join(common + extra + study)}", flush=True)
         seconds[f"{name}: search"] = _python(SEARCH, *common, *extra, *study, log=log)
         print(f"{name}: nas-train the front's top {size.top_k}", flush=True)
@@ -140,8 +141,28 @@ def rows(root: Path) -> list[dict]:
             out.append({"source": source, "name": f"trial {m['trial']}", **_fields(m), **speed})
     for path in sorted((root / "references").glob("*.metrics.json")):
         m = json.loads(path.read_text())
-        out.append({"source": "reference", "name": path.name.removesuffix(".metrics.json"), **_fields(m)})
+        name = path.name.removesuffix(".metrics.json")
+        out.append({"source": "reference", "name": name, **_fields(m), **_reference_speed(root / "references", name)})
     return out
+
+
+def _reference_speed(folder: Path, name: str) -> dict:
+    """The trained reference as ONNX, timed as the front's models are (nas.export.onnx_speed);
+    measured once and kept in <name>.speed.json."""
+    cached = folder / f"{name}.speed.json"
+    if not cached.is_file():
+        import nas
+        from nas.export import export_onnx, load_weights, onnx_speed
+        from search_spaces import Arch
+
+        arch = Arch.from_yaml(folder / f"{name}.yaml")
+        model = nas.build_model(arch)
+        load_weights(model, folder / f"{name}.pt")
+        export_onnx(model, arch, folder / f"{name}.onnx")
+        cached.write_text(json.dumps(onnx_speed(folder / f"{name}.onnx", arch), indent=2) + "\n")
+    speed = json.loads(cached.read_text())
+    return {"latency_ms": speed["latency_ms_batch1"], "img_s": speed["throughput_img_s_batch64"],
+            "speed_machine": speed["machine"]}
 
 
 def _fields(m: dict) -> dict:
@@ -157,13 +178,6 @@ def _speed(folder: Path) -> dict:
         return {}
     return {"latency_ms": speed.get("latency_ms_batch1"), "img_s": speed.get("throughput_img_s_batch64"),
             "speed_machine": speed.get("machine")}
-
-
-def _front(points: list[dict]) -> list[dict]:
-    """Non-dominated on (test accuracy up, MACs down)."""
-    return [p for p in points
-            if not any(q["test_acc"] >= p["test_acc"] and q["mmacs"] <= p["mmacs"]
-                       and (q["test_acc"], q["mmacs"]) != (p["test_acc"], p["mmacs"]) for q in points)]
 
 
 def report(size_name: str, size: Size, root: Path, seconds: dict[str, float] | None) -> str:
@@ -183,7 +197,9 @@ def report(size_name: str, size: Size, root: Path, seconds: dict[str, float] | N
         f"training on {meta.get('device', '?')}, {meta.get('date', '?')}. Fashion-MNIST, budget "
         f"{size.budget_mflops:g} MMACs, {size.n_trials} trained architectures per search; full-training recipe "
         f"`{' '.join(size.train)}` ({table[0]['epochs']} epochs on {table[0]['train_images']:,} images), the same for "
-        "every row; test accuracy measured once per model.",
+        "every row; test accuracy measured once per model. CPU speed: the ONNX model in onnxruntime on "
+        f"{next((r['speed_machine'] for r in table if r.get('speed_machine')), '?')}, all cores, median of runs "
+        "after warm-up.",
         "",
         "| source | model | MMACs | M params | proxy val acc | test acc | CPU ms (batch 1) | CPU img/s (batch 64) | genotype |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -193,15 +209,14 @@ def report(size_name: str, size: Size, root: Path, seconds: dict[str, float] | N
         latency = f"{r['latency_ms']:.3f}" if r.get("latency_ms") else "-"
         img_s = f"{r['img_s']:,.0f}" if r.get("img_s") else "-"
         lines.append(f"| {r['source']} | {r['name']} | {r['mmacs']:.2f} | {r['mparams']:.3f} | {proxy} | "
-                     f"**{r['test_acc']:.4f}** | {latency} | {img_s} | `{r['genotype']}` |")
+                     f"**{r['test_acc']:.4f}** | {latency} | {img_s} | `{r['genotype'].replace('|', chr(92) + '|')}` |")
     lines += ["", "Hypervolume of each set's test-accuracy front (accuracy x share of the budget saved; "
               "`nas.pareto.hypervolume`), and the best test accuracy at or below each reference's MACs:", ""]
     from types import SimpleNamespace
 
     for source in ("search", "random", "reference"):
         points = [r for r in table if r["source"] == source]
-        front = [SimpleNamespace(val_acc=p["test_acc"], mmacs=p["mmacs"]) for p in _front(points)]
-        hv = hypervolume(sorted(front, key=lambda c: c.mmacs), size.budget_mflops) if front else 0.0
+        hv = hypervolume([SimpleNamespace(val_acc=p["test_acc"], mmacs=p["mmacs"]) for p in points], size.budget_mflops)
         lines.append(f"- {source}: {len(points)} models, hypervolume {hv:.4f}, best test accuracy "
                      f"{max((p['test_acc'] for p in points), default=float('nan')):.4f}")
     for ref in (r for r in table if r["source"] == "reference"):

@@ -52,7 +52,7 @@ class SweepBudgetConf:
 @dataclass
 class SweepHalvingConf:
     rungs: list[int] = field(default_factory=lambda: [1, 2])  # the app's report steps (e.g. epochs) that decide
-    keep: float = 0.5  # share of the trials reported at a rung that continue (whole fronts, best first)
+    keep: float = 0.33  # share of the trials reported at a rung that continue (fronts best first; the search's default)
     min_trials: int = 4  # trials a rung must have seen before it stops any
 
 
