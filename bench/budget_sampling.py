@@ -2,7 +2,7 @@
 
     python bench/budget_sampling.py        # writes bench/results/budget_sampling.md (a few seconds)
 
-Seeded uniform draws (`nas.study.RandomSuggests`, as the budget probe draws them) of each default
+Seeded uniform draws (`nas.budget.RandomSuggests`, as the budget probe draws them) of each default
 space at Fashion-MNIST's input (1x28x28, 10 classes), priced by `nas.complexity`.
 """
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nas.complexity import complexity  # noqa: E402
-from nas.study import Budget, RandomSuggests, budget_usage  # noqa: E402
+from nas.budget import Budget, RandomSuggests, budget_usage  # noqa: E402
 from search_spaces import DataShape, get_space  # noqa: E402
 
 SAMPLES, SEED = 1000, 0

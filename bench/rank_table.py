@@ -112,7 +112,7 @@ def choose_archs(size: Size, shape, seed: int = SAMPLE_SEED) -> list:
     import numpy as np
 
     from nas.complexity import complexity
-    from nas.study import RandomSuggests
+    from nas.budget import RandomSuggests
     from search_spaces import get_space
 
     space, rng = get_space("hybrid"), RandomSuggests(seed)

@@ -100,12 +100,13 @@ def _study_summary(storage: str, name: str, budget_mflops: float) -> dict:
     from optuna.trial import TrialState
 
     from nas.pareto import candidates, hypervolume, pareto_front
-    from nas.study import trial_counts
+    from nas.attrs import Status, TrialAttr
+    from nas.trials import trial_counts
 
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
     start = min(t.datetime_start for t in trials)
-    admitted = sorted((t for t in trials if t.user_attrs.get("status") == "admitted" and t.datetime_complete),
+    admitted = sorted((t for t in trials if t.user_attrs.get(TrialAttr.STATUS) == Status.ADMITTED and t.datetime_complete),
                       key=lambda t: t.datetime_complete)
     curve = []
     for k in range(1, len(admitted) + 1):
@@ -115,7 +116,7 @@ def _study_summary(storage: str, name: str, budget_mflops: float) -> dict:
         curve.append([k, round(seconds, 1), round(hypervolume(front, budget_mflops), 5) if front else 0.0])
     counts = trial_counts(study)
     trial_s = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in admitted)
-    train_s = sum(t.user_attrs.get("train_s", 0.0) for t in admitted)
+    train_s = sum(t.user_attrs.get(TrialAttr.TRAIN_S, 0.0) for t in admitted)
     return {**{k: counts[k] for k in ("trained", "pruned", "rejected", "prescreened", "failed")},
             "trial_s": round(trial_s, 1), "train_s": round(train_s, 1), "hv": curve[-1][2] if curve else 0.0,
             "curve": curve}

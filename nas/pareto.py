@@ -13,6 +13,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .attrs import Status, TrialAttr
+
 __all__ = [
     "Candidate",
     "atomic_write",
@@ -49,11 +51,11 @@ def candidates(trials: Sequence[FrozenTrial]) -> list[Candidate]:
     result = []
     for t in trials:
         attrs = t.user_attrs
-        if t.state != TrialState.COMPLETE or attrs.get("status") != "admitted" or "val_acc" not in attrs:
+        if t.state != TrialState.COMPLETE or attrs.get(TrialAttr.STATUS) != Status.ADMITTED or TrialAttr.VAL_ACC not in attrs:
             continue
         result.append(
-            Candidate(t.number, float(attrs["val_acc"]), int(attrs["macs"]), int(attrs["params"]),
-                      str(attrs["genotype"]), str(attrs["arch_yaml"]))
+            Candidate(t.number, float(attrs[TrialAttr.VAL_ACC]), int(attrs[TrialAttr.MACS]), int(attrs[TrialAttr.PARAMS]),
+                      str(attrs[TrialAttr.GENOTYPE]), str(attrs[TrialAttr.ARCH_YAML]))
         )
     return result
 
@@ -153,7 +155,7 @@ def plot_front(
 
     trials = study.get_trials(deepcopy=False)
     trained = candidates(trials)
-    rejected = [t.user_attrs["macs"] / 1e6 for t in trials if t.user_attrs.get("status") == "rejected"]
+    rejected = [t.user_attrs[TrialAttr.MACS] / 1e6 for t in trials if t.user_attrs.get(TrialAttr.STATUS) == Status.REJECTED]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ax.scatter([c.mmacs for c in trained], [c.val_acc * 100 for c in trained], s=18, color="#8aa4c8",
                label=f"trained ({len(trained)})")

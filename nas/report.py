@@ -13,12 +13,15 @@ import optuna
 
 from search_spaces import Arch, DataShape
 
+from .attrs import StudyAttr
 from .config import NasConfig, check_folder, redact
 from .errors import ConfigError, DataError
 from .export import export_model, load_weights
 from .model import build_model
+from .outputs import reference_points, write_outputs
 from .pareto import Candidate, candidates, hypervolume, pareto_front
-from .study import make_storage, reference_points, trial_counts, write_outputs
+from .storage import make_storage
+from .trials import trial_counts
 
 __all__ = ["FrontReport", "export_models", "open_finished_study", "report_front"]
 
@@ -49,8 +52,8 @@ def study_shape(study: optuna.Study) -> DataShape:
     """The input size and classes a study searched for, as it recorded them."""
     attrs = study.user_attrs
     try:
-        channels, height, _ = (int(v) for v in attrs["input"].split("x"))
-        return DataShape(channels, height, int(attrs["num_classes"]))
+        channels, height, _ = (int(v) for v in attrs[StudyAttr.INPUT].split("x"))
+        return DataShape(channels, height, int(attrs[StudyAttr.NUM_CLASSES]))
     except (KeyError, ValueError):
         raise ConfigError("study.name", f"study {study.study_name!r} was not made by nas-search") from None
 
@@ -70,7 +73,7 @@ def report_front(cfg: NasConfig) -> FrontReport:
     """Write pareto.csv / pareto.png / export/ for the study and return what to print."""
     study = open_finished_study(cfg)
     shape = study_shape(study)
-    budget = float(study.user_attrs["budget_mflops"])
+    budget = float(study.user_attrs[StudyAttr.BUDGET_MFLOPS])
     out = Path(cfg.output_dir)
     front, _ = write_outputs(study, out, budget_mflops=budget, shape=shape, artifact_dir=cfg.artifact_dir)
     return FrontReport(
@@ -96,7 +99,7 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
         front = [c for c in front if c.trial in trials]
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture to export yet")
-    data_name = study.user_attrs.get("data", "?")
+    data_name = study.user_attrs.get(StudyAttr.DATA, "?")
     models = Path(cfg.output_dir) / "models"
     check_folder("output_dir", models)
     # Every file is read and checked before any folder is written: a bad one stops the export whole.
@@ -109,7 +112,7 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
             "study": study.study_name, "trial": c.trial, "genotype": c.genotype, "data": data_name,
             "val_acc_proxy": c.val_acc, "mmacs": c.mmacs, "mparams": c.mparams,
             # Inputs are pixel / 255, then (x - mean) / std per channel.
-            "normalize": {"mean": study.user_attrs.get("data_mean"), "std": study.user_attrs.get("data_std")},
+            "normalize": {"mean": study.user_attrs.get(StudyAttr.DATA_MEAN), "std": study.user_attrs.get(StudyAttr.DATA_STD)},
         }
         if metrics_file.is_file():
             metrics["full_training"] = _read_json(metrics_file)

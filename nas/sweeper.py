@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,11 @@ from search_spaces import DataShape, get_space
 from .config import redact
 from .errors import ConfigError, SearchAborted
 from .halving import Halving, record_and_decide
-from .study import Budget, artifact_store, sample_and_price, trial_counts, upload_text, write_outputs
+from .attrs import StudyAttr, TrialAttr
+from .budget import Budget
+from .outputs import write_outputs
+from .storage import artifact_store, upload_text
+from .trials import RejectionLimit, Withdrawn, admit, rejected_values, sample_and_price, trial_counts
 
 __all__ = ["DataShapeConf", "NasSweeperConf", "RungTrial", "SweepBudgetConf", "SweepHalvingConf", "current_trial",
            "run_sweep"]
@@ -74,6 +79,8 @@ class NasSweeperConf:
     pruner: Optional[dict[str, Any]] = None  # single objective only (Optuna's pruners)
     halving: Optional[SweepHalvingConf] = None  # successive halving on (objective at a rung, MACs); any mode
     arch_key: str = "arch"  # where the job finds its architecture in its config
+    budget_aware: bool = True  # draw depths and widths within what the budget leaves (false: plain space + rejection)
+    max_rejected: int = 2000  # stop after this many over-budget samples in a row
     max_failures: int = 10  # stop after this many failed jobs in a row
 
 
@@ -110,7 +117,7 @@ def _check(conf: NasSweeperConf) -> None:
             raise ConfigError("hydra.sweeper.halving.rungs", f"{rungs} is not allowed (allowed: ascending steps >= 1)")
         if not 0 < conf.halving.keep <= 1:
             raise ConfigError("hydra.sweeper.halving.keep", f"{conf.halving.keep} is out of range (allowed: 0 < keep <= 1)")
-    for name in ("n_trials", "n_jobs", "max_failures"):
+    for name in ("n_trials", "n_jobs", "max_failures", "max_rejected"):
         if getattr(conf, name) < 1:
             raise ConfigError(f"hydra.sweeper.{name}", f"{getattr(conf, name)} is not allowed (allowed: >= 1)")
 
@@ -132,32 +139,33 @@ def run_sweep(conf: NasSweeperConf, launcher: Any, config: DictConfig, arguments
     )
     study.set_metric_names([*conf.objectives, *(["MMACs"] if conf.pareto else [])])
     shape = DataShape(conf.data_shape.in_channels, conf.data_shape.resolution, conf.data_shape.num_classes)
-    study.set_user_attr("input", f"{shape.in_channels}x{shape.resolution}x{shape.resolution}")
-    study.set_user_attr("num_classes", shape.num_classes)
-    study.set_user_attr("budget_mflops", float(conf.budget.mflops))
+    study.set_user_attr(StudyAttr.INPUT, f"{shape.in_channels}x{shape.resolution}x{shape.resolution}")
+    study.set_user_attr(StudyAttr.NUM_CLASSES, shape.num_classes)
+    study.set_user_attr(StudyAttr.BUDGET_MFLOPS, float(conf.budget.mflops))
     space = get_space(conf.space)
     budget = Budget(conf.budget.mflops, conf.budget.mparams)
     store = artifact_store(str(sweep_dir / "artifacts"))
-    # A rejected sample never ran: the worst value of each objective, and its real MACs.
-    worst = [-math.inf if d == "maximize" else math.inf for d in conf.directions]
     log.info("nas sweeper: study %s in %s, space %s, budget %g MMACs", conf.study_name, redact(storage),
              conf.space, budget.mflops)
 
-    results, job_index, failures_in_row, rejected_in_row = [], 0, 0, 0
-    while (done := trial_counts(study)["trained"]) < conf.n_trials:
+    results, job_index, failures_in_row = [], 0, 0
+    rejections = RejectionLimit(conf.max_rejected, "hydra.sweeper.max_rejected", "hydra.sweeper.budget.mflops")
+    while (counts := trial_counts(study))["trained"] < conf.n_trials:
         batch = []
-        while len(batch) < min(conf.n_jobs, conf.n_trials - done):
+        while len(batch) < min(conf.n_jobs, conf.n_trials - counts["trained"] - counts["running"]):
             trial = study.ask()
-            arch, cost = sample_and_price(trial, space, shape, budget)
+            arch, cost = sample_and_price(trial, space, shape, budget, budget_aware=conf.budget_aware)
+            rejections.count(not budget.admits(cost))
             if not budget.admits(cost):
-                study.tell(trial, [*worst, cost.mmacs] if conf.pareto else worst)
-                rejected_in_row += 1
-                if rejected_in_row >= 2000:
-                    raise ConfigError("hydra.sweeper.budget.mflops", "2000 over-budget samples in a row; raise the budget")
+                study.tell(trial, rejected_values(cost, conf.directions, conf.pareto))
                 continue
-            rejected_in_row = 0
-            trial.set_user_attr("status", "admitted")
-            trial.set_user_attr("arch_yaml", arch.to_yaml())
+            try:
+                admit(study, trial, conf.n_trials)
+            except Withdrawn as err:  # other sweeps on this storage hold the last slots
+                study.tell(trial, state=TrialState.FAIL)
+                log.info("trial %d withdrawn: %s", trial.number, err)
+                break
+            trial.set_user_attr(TrialAttr.ARCH_YAML, arch.to_yaml())
             upload_text(store, trial, f"trial_{trial.number:04d}.yaml", arch.to_yaml(), "application/yaml")
             handle = {"study": conf.study_name, "storage": storage, "number": trial.number,
                       "trial_id": trial._trial_id, "pruner": conf.pruner,  # noqa: SLF001 (Trial has no public id)
@@ -165,6 +173,9 @@ def run_sweep(conf: NasSweeperConf, launcher: Any, config: DictConfig, arguments
                       "pareto": conf.pareto}
             batch.append((trial, cost, [*arguments, f"+{conf.arch_key}={_override_value(arch.to_dict())}",
                                         f"+nas_trial={_override_value(handle)}"]))
+        if not batch:  # every slot is held by another sweep's running trials
+            time.sleep(1.0)
+            continue
         returns = launcher.launch([b[2] for b in batch], initial_job_idx=job_index)
         job_index += len(batch)
         results.append(returns)
@@ -186,20 +197,20 @@ def _tell(study: optuna.Study, trial: optuna.Trial, cost: Any, ret: JobReturn, c
         if isinstance(err, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
             return True
-        trial.set_user_attr("failure", f"{type(err).__name__}: {err}"[:500])
+        trial.set_user_attr(TrialAttr.FAILURE, f"{type(err).__name__}: {err}"[:500])
         study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s: %s", trial.number, type(err).__name__, err)
         return False
     value = ret.return_value
     scores = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
     if len(scores) != len(conf.objectives) or not all(math.isfinite(v) for v in scores):
-        trial.set_user_attr("failure", f"job returned {value!r}; expected {len(conf.objectives)} finite number(s)")
+        trial.set_user_attr(TrialAttr.FAILURE, f"job returned {value!r}; expected {len(conf.objectives)} finite number(s)")
         study.tell(trial, state=TrialState.FAIL)
         return False
     for name, v in zip(conf.objectives, scores):
         trial.set_user_attr(name, v)
     if conf.directions[0] == "maximize":
-        trial.set_user_attr("val_acc", scores[0])  # the front in pareto.csv is drawn on the first objective
+        trial.set_user_attr(TrialAttr.VAL_ACC, scores[0])  # the front in pareto.csv is drawn on the first objective
     study.tell(trial, [*scores, cost.mmacs] if conf.pareto else scores)
     return True
 
@@ -235,8 +246,8 @@ class RungTrial:
         if step in self._halving.rungs:
             self._stop = not record_and_decide(self._study, self._trial, step, value, self._halving, pareto=self._pareto)
             if self._stop:
-                self._trial.set_user_attr("pruned_at", step)
-                self._trial.set_user_attr("val_acc", value)
+                self._trial.set_user_attr(TrialAttr.PRUNED_AT, step)
+                self._trial.set_user_attr(TrialAttr.VAL_ACC, value)
 
     def should_prune(self) -> bool:
         return self._stop

@@ -16,12 +16,14 @@ import torch
 from optuna.trial import TrialState
 
 import nas.proxy
+import nas.storage
 import nas.study
 from nas.config import redact
 from nas.errors import ConfigError, SearchAborted
 from nas.model import MAX_MPARAMS
 from nas.pareto import atomic_write
-from nas.study import PROCESS_KEY, fail_dead_trials, run_search, this_process
+from nas.study import run_search
+from nas.trials import PROCESS_KEY, fail_dead_trials, this_process
 from search_spaces import Arch, ShuffleStage, Stem, reference
 
 from .conftest import FAST
@@ -439,7 +441,7 @@ def _running_trial(study: optuna.Study, owner: dict | None, *, heartbeat: bool) 
 def test_dead_trials_are_told_from_live_ones_by_host_pid_and_heartbeat(make_cfg) -> None:
     cfg = make_cfg("search.n_trials=1", "storage.heartbeat_s=1")
     run_search(cfg, progress=False)
-    study = optuna.load_study(study_name=cfg.study.name, storage=nas.study.make_storage(cfg))
+    study = optuna.load_study(study_name=cfg.study.name, storage=nas.storage.make_storage(cfg))
     ended_pid = subprocess.Popen(["true"])  # a pid that has just ended
     ended_pid.wait()
     live = subprocess.Popen(["sleep", "60"])
