@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Union
 
 import yaml
 
+from .registry import STAGE_TYPES
+
 __all__ = [
     "Arch",
     "ArchError",
@@ -229,11 +231,6 @@ class SandglassStage:
 
 
 Stage = Union[ShuffleStage, SandglassStage]
-#: Stage kinds by their YAML `block:` name; the one table both parsing and building use.
-STAGE_TYPES: dict[str, type[ShuffleStage] | type[SandglassStage]] = {
-    "shuffle": ShuffleStage,
-    "sandglass": SandglassStage,
-}
 
 
 @dataclass(frozen=True)
