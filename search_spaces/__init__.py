@@ -9,7 +9,15 @@ from .block_types import SANDGLASS, SHUFFLE
 from .blocks import BLOCKS, Count, Sandglass, ShuffleUnit, channel_shuffle
 from .network import Network, build_network
 from .references import mobilenext, reference, references, shufflenet_v1
-from .registry import BlockType, StageSampling, block_of, block_types, get_block, register_block, registered_block
+from .registry import (
+    BlockType,
+    StageSampling,
+    block_of,
+    block_types,
+    get_block,
+    register_block,
+    registered_block,
+)
 from .spaces import SPACES, DataShape, Space, Usage, get_space, register_space
 from .spec import (
     STAGE_TYPES,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOCKS",
+    "SAMPLED_BLOCKS",
     "STAGE_TYPES",
     "BlockType",
     "StageSampling",

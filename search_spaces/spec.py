@@ -230,6 +230,7 @@ class SandglassStage:
             )
 
 
+# The stage types this package ships, for annotations; the registry holds every stage type.
 Stage = Union[ShuffleStage, SandglassStage]
 
 

@@ -264,12 +264,16 @@ def test_registered_block_type_parses_builds_runs_and_counts() -> None:
     # Gone again: the spec no longer reads it.
     assert "toy" not in STAGE_TYPES and "toy" not in BLOCKS
     with pytest.raises(ArchError, match=r"stages\[0\]\.block"):
-        Arch.from_dict({"stem": {"channels": 8}, "stages": [{"block": "toy", "out_channels": 16, "repeats": 1}]})
+        Arch.from_dict(
+            {"stem": {"channels": 8}, "stages": [{"block": "toy", "out_channels": 16, "repeats": 1}]}
+        )
 
 
 def test_registered_block_type_counts_its_hand_arithmetic() -> None:
     with registered_block(TOY):
-        arch = Arch(stem=Stem(8), stages=(ToyStage(16, 2, stride=2),), num_classes=10, in_channels=1, resolution=12)
+        arch = Arch(
+            stem=Stem(8), stages=(ToyStage(16, 2, stride=2),), num_classes=10, in_channels=1, resolution=12
+        )
         ours = nas.complexity(arch)
     stem = 8 * 1 * 9 * 12 * 12  # 3x3 conv 1 -> 8 at 12x12
     first = 16 * 8 * 9 * 6 * 6  # 3x3 conv 8 -> 16, stride 2: 6x6
