@@ -1,0 +1,60 @@
+"""Packaging: Hydra finds the `nas` sweeper cheaply, and every config ships in the package.
+
+The wheel itself is built, installed and run by `.ci/run`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from nas.cli import CONF_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run in a fresh interpreter: what plugin discovery and the plugin's config module import.
+DISCOVER = """\
+import json, sys
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+found = [f"{p.__module__}.{p.__name__}" for p in Plugins.instance().discover(Sweeper)]
+import hydra_plugins.nas_sweeper.config
+import hydra_plugins.nas_sweeper.nas_sweeper
+print(json.dumps({"found": found, "stored": "nas.yaml" in ConfigStore.instance().list("hydra/sweeper"),
+                  "heavy": sorted(m for m in ("torch", "optuna", "nas", "search_spaces") if m in sys.modules)}))
+"""
+
+
+def test_hydra_discovers_the_sweeper_without_importing_the_engine() -> None:
+    done = subprocess.run([sys.executable, "-c", DISCOVER], cwd=ROOT, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "hydra_plugins.nas_sweeper.nas_sweeper.NasSweeper" in seen["found"]
+    assert seen["stored"], "hydra/sweeper=nas is not in the ConfigStore"
+    assert seen["heavy"] == [], f"plugin discovery imported {seen['heavy']}"
+
+
+def test_the_engine_uses_the_plugins_settings_classes() -> None:
+    from hydra_plugins.nas_sweeper import config
+    from nas import sweeper
+
+    assert sweeper.NasSweeperConf is config.NasSweeperConf
+    assert sweeper.typed({"n_trials": 3}).n_trials == 3
+
+
+def test_every_config_group_ships_in_the_package() -> None:
+    """pyproject.toml maps conf/ to the package `nas.conf`: each folder of YAML files must be
+    listed as a package with its YAML as package data, or a wheel installs without it."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"]["nas.conf"] == "conf"
+    assert CONF_DIR == ROOT / "conf"
+    folders = {p.parent for p in CONF_DIR.rglob("*.yaml")}
+    for folder in folders:
+        package = ".".join(["nas.conf", *folder.relative_to(CONF_DIR).parts])
+        assert package in setuptools["packages"], f"tool.setuptools.packages: add {package!r} ({folder.name}/)"
+        assert setuptools["package-data"].get(package) == ["*.yaml"], f"tool.setuptools.package-data: {package!r}"
