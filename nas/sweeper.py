@@ -5,8 +5,8 @@ is launched; admitted ones go to the configured Hydra launcher with the architec
 config (`arch`, an `Arch` YAML node) and a trial handle (`nas_trial`) the job can report to and be
 pruned by. The jobs' return values are the objectives (MMACs is added as the last one with
 `pareto: true`). The plugin class in `hydra_plugins/nas_sweeper` only forwards here; the settings'
-dataclasses live in its light `config.py` (Hydra imports that on every plugin discovery) and are
-re-exported here.
+dataclasses live there too (`_settings.py`, light: Hydra imports the plugin on every discovery)
+and are re-exported here.
 """
 
 from __future__ import annotations

@@ -39,12 +39,26 @@ def test_hydra_discovers_the_sweeper_without_importing_the_engine() -> None:
     assert seen["heavy"] == [], f"plugin discovery imported {seen['heavy']}"
 
 
-def test_the_engine_uses_the_plugins_settings_classes() -> None:
-    from hydra_plugins.nas_sweeper import config
-    from nas import sweeper
+# An app that imports the engine before Hydra scans the plugins (as examples/sweeper_app does):
+# the scan executes the plugin's modules again, and the settings must stay one set of classes.
+ENGINE_FIRST = """\
+from nas.sweeper import NasSweeperConf, typed
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+Plugins.instance().discover(Sweeper)
+import hydra_plugins.nas_sweeper.config as config
+assert config.NasSweeperConf is NasSweeperConf
+stored = ConfigStore.instance().load("hydra/sweeper/nas.yaml").node
+print(typed(stored).data_shape.resolution)
+"""
 
-    assert sweeper.NasSweeperConf is config.NasSweeperConf
-    assert sweeper.typed({"n_trials": 3}).n_trials == 3
+
+def test_the_engine_and_the_plugin_share_the_settings_classes() -> None:
+    done = subprocess.run([sys.executable, "-c", ENGINE_FIRST], cwd=ROOT, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "32"
 
 
 def test_every_config_group_ships_in_the_package() -> None:
