@@ -24,14 +24,15 @@ from hydra.plugins.sweeper import Sweeper
 found = [f"{p.__module__}.{p.__name__}" for p in Plugins.instance().discover(Sweeper)]
 import hydra_plugins.nas_sweeper.config
 import hydra_plugins.nas_sweeper.nas_sweeper
-print(json.dumps({"found": found, "stored": "nas.yaml" in ConfigStore.instance().list("hydra/sweeper"),
-                  "heavy": sorted(m for m in ("torch", "optuna", "nas", "search_spaces") if m in sys.modules)}))
+heavy = sorted(m for m in ("torch", "optuna", "nas", "search_spaces") if m in sys.modules)
+stored = "nas.yaml" in ConfigStore.instance().list("hydra/sweeper")
+print(json.dumps({"found": found, "stored": stored, "heavy": heavy}))
 """
 
 
 def test_hydra_discovers_the_sweeper_without_importing_the_engine() -> None:
-    done = subprocess.run([sys.executable, "-c", DISCOVER], cwd=ROOT, capture_output=True, text=True, check=False,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", DISCOVER], cwd=ROOT, capture_output=True, text=True,
+                          check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert "hydra_plugins.nas_sweeper.nas_sweeper.NasSweeper" in seen["found"]
@@ -70,5 +71,6 @@ def test_every_config_group_ships_in_the_package() -> None:
     folders = {p.parent for p in CONF_DIR.rglob("*.yaml")}
     for folder in folders:
         package = ".".join(["nas.conf", *folder.relative_to(CONF_DIR).parts])
-        assert package in setuptools["packages"], f"tool.setuptools.packages: add {package!r} ({folder.name}/)"
-        assert setuptools["package-data"].get(package) == ["*.yaml"], f"tool.setuptools.package-data: {package!r}"
+        assert package in setuptools["packages"], f"tool.setuptools.packages: add {package!r}"
+        data = setuptools["package-data"].get(package)
+        assert data == ["*.yaml"], f"tool.setuptools.package-data: {package!r} = [\"*.yaml\"]"

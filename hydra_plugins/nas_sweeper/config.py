@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from hydra_plugins.nas_sweeper._settings import DataShapeConf, NasSweeperConf, SweepBudgetConf, SweepHalvingConf
+from ._settings import DataShapeConf, NasSweeperConf, SweepBudgetConf, SweepHalvingConf
 
 __all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "SweepHalvingConf"]
 
