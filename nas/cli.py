@@ -17,34 +17,25 @@ from typing import Any
 from search_spaces import Arch, reference, references
 
 from .complexity import Complexity, complexity
-from .errors import USER_ERRORS, ConfigError, SearchAborted
+from .errors import ConfigError, report_user_errors
 
 __all__ = ["complexity_main", "dashboard_main", "export_main", "load_arch", "report_main", "report_user_errors",
            "search_main", "train_main"]
 
-#: The project's Hydra configs (conf/ at the repository root).
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _conf_dir() -> Path:
+    """The Hydra configs: `nas/conf/` where the package was installed from a wheel (pyproject.toml
+    maps the repository's `conf/` to the package `nas.conf`), else `conf/` at the root of the
+    source checkout this package was imported from (an editable install, or the checkout itself)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "search.yaml").is_file():
+            return candidate
+    return package / "conf"  # not there: Hydra's error names this folder
 
 
-def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any:
-    """Run `main`; a user error becomes `error: <field>: <what is allowed>` and exit status 2,
-    a search that gave up (too many failed trials) one line and status 1."""
-    verbose = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
-    try:
-        return main()
-    except USER_ERRORS as err:
-        if verbose:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except SearchAborted as err:
-        if verbose:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+#: The project's Hydra configs (see `_conf_dir`).
+CONF_DIR = _conf_dir()
 
 
 def _terminate_as_interrupt() -> None:

@@ -8,13 +8,12 @@ thousands of samples before building any of them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
 
-from search_spaces import Arch, Sandglass, SandglassStage, ShuffleStage, ShuffleUnit
+from search_spaces import Arch, Count, block_of
 
 __all__ = ["Complexity", "complexity"]
 
@@ -37,75 +36,47 @@ class Complexity:
         return self.params / 1e6
 
 
-class _Counter:
-    """Accumulates conv/linear layers at a running spatial size."""
-
-    def __init__(self, channels: int, height: int, width: int) -> None:
-        self.channels, self.height, self.width = channels, height, width
-        self.macs = self.params = 0
-
-    def conv(self, out: int, kernel: int, *, stride: int = 1, groups: int = 1, src: int | None = None) -> None:
-        """A bias-free conv + BatchNorm from `src` channels (default: the running width)."""
-        cin = self.channels if src is None else src
-        self.height, self.width = math.ceil(self.height / stride), math.ceil(self.width / stride)
-        weights = out * (cin // groups) * kernel * kernel
-        self.macs += weights * self.height * self.width
-        self.params += weights + 2 * out  # BatchNorm's scale and shift
-        self.channels = out
-
-    def pool(self, stride: int) -> None:
-        self.height, self.width = math.ceil(self.height / stride), math.ceil(self.width / stride)
-
-
-def _count_shuffle_unit(c: _Counter, cin: int, out: int, stride: int, stage: ShuffleStage, first: bool) -> None:
-    bottleneck, branch = ShuffleUnit.widths(cin, out, stride)
-    c.conv(bottleneck, 1, groups=1 if first else stage.groups, src=cin)
-    c.conv(bottleneck, 3, stride=stride, groups=bottleneck)
-    c.conv(branch, 1, groups=stage.groups)
-    c.channels = out
-
-
-def _count_sandglass(c: _Counter, cin: int, out: int, stride: int, stage: SandglassStage) -> None:
-    hidden = Sandglass.hidden_width(cin, out, stage.reduction)
-    dw_in, dw_out = Sandglass.depthwise_layers(cin, out, stride, stage.keep_3x3)
-    if dw_in:
-        c.conv(cin, 3, groups=cin, src=cin)
-    c.conv(hidden, 1, src=cin)
-    c.conv(out, 1)
-    if dw_out:
-        c.conv(out, 3, stride=stride, groups=out)
-
-
 def count_arch(arch: Arch, input_size: Sequence[int] | None = None) -> Complexity:
-    """Analytic MACs and params of `arch` for an input of `input_size` (C, H, W)."""
+    """Analytic MACs and params of `arch` for an input of `input_size` (C, H, W).
+
+    The stem and the head are counted here; every block counts itself (its registered `count`).
+    """
     if input_size is None:
         input_size = (arch.in_channels, arch.resolution, arch.resolution)
     if len(input_size) != 3 or any(int(v) < 1 for v in input_size):
         raise ValueError(f"input_size: expected (channels, height, width), got {tuple(input_size)}")
-    channels, height, width = (int(v) for v in input_size)
-    if channels != arch.in_channels:
-        raise ValueError(f"input_size: {channels} channels, but the architecture takes {arch.in_channels}")
-    c = _Counter(channels, height, width)
+    in_channels, height, width = (int(v) for v in input_size)
+    if in_channels != arch.in_channels:
+        raise ValueError(f"input_size: {in_channels} channels, but the architecture takes {arch.in_channels}")
+    total = Count(height, width)
     parts = []
-    c.conv(arch.stem.channels, 3, stride=arch.stem.stride)
+    total.conv_bn(in_channels, arch.stem.channels, 3, stride=arch.stem.stride)
     if arch.stem.pool:
-        c.pool(2)
-    parts.append(("stem", c.macs))
+        total.downsample(2)
+    parts.append(("stem", total.macs))
+    channels = arch.stem.channels
     for i, stage in enumerate(arch.stages):
-        before = c.macs
+        before = total.macs
+        count_block = block_of(stage).count
         for j in range(stage.repeats):
-            cin, stride = c.channels, stage.stride if j == 0 else 1
-            if isinstance(stage, ShuffleStage):
-                _count_shuffle_unit(c, cin, stage.out_channels, stride, stage, first=i == 0 and j == 0)
-            else:
-                _count_sandglass(c, cin, stage.out_channels, stride, stage)
-        parts.append((f"stage{i}", c.macs - before))
-    head_macs = c.channels * arch.num_classes
+            total.add(
+                count_block(
+                    channels,
+                    stage.out_channels,
+                    total.height,
+                    total.width,
+                    stride=stage.stride if j == 0 else 1,
+                    **stage.unit_kwargs(j, first_in_network=i == 0),
+                )
+            )
+            channels = stage.out_channels
+        parts.append((f"stage{i}", total.macs - before))
+    head_macs = channels * arch.num_classes
     parts.append(("head", head_macs))
     return Complexity(
-        macs=c.macs + head_macs,
-        params=c.params + head_macs + arch.num_classes,
-        input_size=(channels, height, width),
+        macs=total.macs + head_macs,
+        params=total.params + head_macs + arch.num_classes,
+        input_size=(in_channels, height, width),
         parts=tuple(parts),
     )
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
 from search_spaces import ArchError
 
-__all__ = ["ArchError", "ConfigError", "DataError", "SearchAborted", "USER_ERRORS"]
+__all__ = ["ArchError", "ConfigError", "DataError", "SearchAborted", "USER_ERRORS", "report_user_errors"]
 
 
 class ConfigError(ValueError):
@@ -25,3 +30,24 @@ class SearchAborted(RuntimeError):
 
 #: What the command-line entry points report in one line (exit status 2) instead of a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, ArchError)
+
+
+def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any:
+    """Run `main`; a user error becomes `error: <field>: <what is allowed>` and exit status 2,
+    a search that gave up (too many failed trials) one line and status 1."""
+    verbose = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        return main()
+    except USER_ERRORS as err:
+        if verbose:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SearchAborted as err:
+        if verbose:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -107,8 +107,15 @@ def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseSt
         load_if_exists=True,
     )
     identity = _study_identity(cfg, shape)
-    stored = {k: study.user_attrs.get(k) for k in identity}
-    if not study.user_attrs:
+    attrs = study.user_attrs
+    # Another worker may have created the study an instant ago and still be writing its identity,
+    # one attribute at a time: wait for the rest before comparing.
+    deadline = time.monotonic() + 10.0
+    while attrs and any(k not in attrs for k in identity) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        attrs = study.user_attrs
+    stored = {k: attrs.get(k) for k in identity}
+    if not attrs:
         for key, value in identity.items():
             study.set_user_attr(key, value)
         study.set_metric_names(["val_acc", "MMACs"] if pareto else ["val_acc"])

@@ -4,7 +4,9 @@ Each trial's architecture is sampled from a space and priced against the budget 
 is launched; admitted ones go to the configured Hydra launcher with the architecture in the job's
 config (`arch`, an `Arch` YAML node) and a trial handle (`nas_trial`) the job can report to and be
 pruned by. The jobs' return values are the objectives (MMACs is added as the last one with
-`pareto: true`). The plugin class in `hydra_plugins/nas_sweeper` only forwards here.
+`pareto: true`). The plugin class in `hydra_plugins/nas_sweeper` only forwards here; the settings'
+dataclasses live there too (`_settings.py`, light: Hydra imports the plugin on every discovery)
+and are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -24,13 +25,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from hydra_plugins.nas_sweeper.config import DataShapeConf, NasSweeperConf, SweepBudgetConf, SweepHalvingConf
 from search_spaces import DataShape, get_space
 
+from .attrs import StudyAttr, TrialAttr
+from .budget import Budget
 from .config import redact
 from .errors import ConfigError, SearchAborted
 from .halving import Halving, record_and_decide
-from .attrs import StudyAttr, TrialAttr
-from .budget import Budget
 from .outputs import write_outputs
 from .storage import artifact_store, upload_text
 from .trials import RejectionLimit, Withdrawn, admit, rejected_values, sample_and_price, trial_counts
@@ -39,49 +41,6 @@ __all__ = ["DataShapeConf", "NasSweeperConf", "RungTrial", "SweepBudgetConf", "S
            "run_sweep"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DataShapeConf:
-    in_channels: int = 3  # input channels of the user's data
-    resolution: int = 32  # input height = width, pixels
-    num_classes: int = 10
-
-
-@dataclass
-class SweepBudgetConf:
-    mflops: float = 20.0  # millions of multiply-adds per image
-    mparams: Optional[float] = None  # optional parameter cap, millions
-
-
-@dataclass
-class SweepHalvingConf:
-    rungs: list[int] = field(default_factory=lambda: [1, 2])  # the app's report steps (e.g. epochs) that decide
-    keep: float = 0.33  # share of the trials reported at a rung that continue (fronts best first; the search's default)
-    min_trials: int = 4  # trials a rung must have seen before it stops any
-
-
-@dataclass
-class NasSweeperConf:
-    _target_: str = "hydra_plugins.nas_sweeper.nas_sweeper.NasSweeper"
-    _recursive_: bool = False  # the sampler and pruner stay configs: jobs rebuild the pruner too
-    space: str = "hybrid"  # shufflenet | mobilenext | hybrid
-    data_shape: DataShapeConf = field(default_factory=DataShapeConf)
-    budget: SweepBudgetConf = field(default_factory=SweepBudgetConf)
-    n_trials: int = 20  # architectures to train (pruned ones count; rejected and failed ones do not)
-    n_jobs: int = 1  # architectures handed to the launcher at once
-    objectives: list[str] = field(default_factory=lambda: ["val_acc"])  # names of the job's return values
-    directions: list[str] = field(default_factory=lambda: ["maximize"])  # one per objective
-    pareto: bool = True  # add MMACs (minimized) as the last objective
-    study_name: str = "nas-sweep"
-    storage: Optional[str] = None  # SQLAlchemy URL; null: SQLite in the sweep folder
-    sampler: dict[str, Any] = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": 0})
-    pruner: Optional[dict[str, Any]] = None  # single objective only (Optuna's pruners)
-    halving: Optional[SweepHalvingConf] = None  # successive halving on (objective at a rung, MACs); any mode
-    arch_key: str = "arch"  # where the job finds its architecture in its config
-    budget_aware: bool = True  # draw depths and widths within what the budget leaves (false: plain space + rejection)
-    max_rejected: int = 2000  # stop after this many over-budget samples in a row
-    max_failures: int = 10  # stop after this many failed jobs in a row
 
 
 def _override_value(value: Any) -> str:

@@ -5,9 +5,19 @@ Knows nothing of Optuna storage or training; spaces take any object with Optuna'
 
 from __future__ import annotations
 
-from .blocks import BLOCKS, Sandglass, ShuffleUnit, channel_shuffle
+from .block_types import SANDGLASS, SHUFFLE
+from .blocks import BLOCKS, Count, Sandglass, ShuffleUnit, channel_shuffle
 from .network import Network, build_network
 from .references import mobilenext, reference, references, shufflenet_v1
+from .registry import (
+    BlockType,
+    StageSampling,
+    block_of,
+    block_types,
+    get_block,
+    register_block,
+    registered_block,
+)
 from .spaces import SPACES, DataShape, Space, Usage, get_space, register_space
 from .spec import (
     STAGE_TYPES,
@@ -23,6 +33,16 @@ from .spec import (
 
 __all__ = [
     "BLOCKS",
+    "SANDGLASS",
+    "SHUFFLE",
+    "BlockType",
+    "Count",
+    "StageSampling",
+    "block_of",
+    "block_types",
+    "get_block",
+    "register_block",
+    "registered_block",
     "SPACES",
     "DataShape",
     "Space",

@@ -1,20 +1,22 @@
 """The building blocks of the search space: ShuffleNet v1 units and MobileNeXt sandglass blocks.
 
-Each block states its channel arithmetic in the papers' terms; `nas.complexity` counts MACs from
-the same static width helpers, so the counter and the modules cannot disagree about widths.
+Each block states its channel arithmetic in the papers' terms and counts its own MACs and params
+(`count`) from the same static width helpers, so the counter and the module cannot disagree.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import BLOCKS
 from .spec import make_divisible
 
-__all__ = ["BLOCKS", "Sandglass", "ShuffleUnit", "channel_shuffle", "conv_bn"]
+__all__ = ["BLOCKS", "Count", "Sandglass", "ShuffleUnit", "channel_shuffle", "conv_bn"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 
@@ -49,6 +51,39 @@ def conv_bn(
     return nn.Sequential(*layers)
 
 
+@dataclass
+class Count:
+    """MACs and params of `conv_bn` layers, accumulated at a running spatial size.
+
+    MACs follow the papers' "FLOPs": one per multiply-add of a convolution (BatchNorm, activations,
+    pooling and additions are free); params count the weights and BatchNorm's scale and shift.
+    """
+
+    height: int
+    width: int
+    macs: int = 0
+    params: int = 0
+
+    def conv_bn(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1
+    ) -> None:
+        """What `conv_bn` with the same arguments adds, at the running size (then strided)."""
+        self.downsample(stride)
+        weights = out_channels * (in_channels // groups) * kernel_size * kernel_size
+        self.macs += weights * self.height * self.width
+        self.params += weights + 2 * out_channels
+
+    def downsample(self, stride: int) -> None:
+        # A 3x3 kernel with padding 1 (or a 1x1 kernel) maps H to ceil(H / stride).
+        self.height, self.width = -(-self.height // stride), -(-self.width // stride)
+
+    def add(self, other: Count) -> None:
+        """Append a block counted from this one's running size: sum, and take its output size."""
+        self.macs += other.macs
+        self.params += other.params
+        self.height, self.width = other.height, other.width
+
+
 class ShuffleUnit(nn.Module):
     """ShuffleNet v1 unit (Zhang et al. 2018, Fig. 2b/2c).
 
@@ -64,6 +99,26 @@ class ShuffleUnit(nn.Module):
         bottleneck = out_channels // 4
         branch = out_channels - in_channels if stride == 2 else out_channels
         return bottleneck, branch
+
+    @staticmethod
+    def count(
+        in_channels: int,
+        out_channels: int,
+        height: int,
+        width: int,
+        *,
+        stride: int,
+        groups: int,
+        shuffle: bool = True,
+        group_first: bool = True,
+    ) -> Count:
+        """MACs and params of the unit built with the same arguments, for a `height` x `width` input."""
+        bottleneck, branch = ShuffleUnit.widths(in_channels, out_channels, stride)
+        count = Count(height, width)
+        count.conv_bn(in_channels, bottleneck, 1, groups=groups if group_first else 1)
+        count.conv_bn(bottleneck, bottleneck, 3, stride=stride, groups=bottleneck)
+        count.conv_bn(bottleneck, branch, 1, groups=groups)
+        return count
 
     def __init__(
         self,
@@ -135,6 +190,30 @@ class Sandglass(nn.Module):
             return 0
         return round(in_channels * identity_mult)
 
+    @staticmethod
+    def count(
+        in_channels: int,
+        out_channels: int,
+        height: int,
+        width: int,
+        *,
+        stride: int,
+        reduction: int,
+        identity_mult: float = 1.0,
+        keep_3x3: bool = True,
+    ) -> Count:
+        """MACs and params of the block built with the same arguments, for a `height` x `width` input."""
+        hidden = Sandglass.hidden_width(in_channels, out_channels, reduction)
+        dw_in, dw_out = Sandglass.depthwise_layers(in_channels, out_channels, stride, keep_3x3)
+        count = Count(height, width)
+        if dw_in:
+            count.conv_bn(in_channels, in_channels, 3, groups=in_channels)
+        count.conv_bn(in_channels, hidden, 1)
+        count.conv_bn(hidden, out_channels, 1)
+        if dw_out:
+            count.conv_bn(out_channels, out_channels, 3, stride=stride, groups=out_channels)
+        return count
+
     def __init__(
         self,
         in_channels: int,
@@ -170,6 +249,3 @@ class Sandglass(nn.Module):
             return out + x
         return torch.cat([out[:, :k] + x[:, :k], out[:, k:]], dim=1)
 
-
-#: Block modules by the spec's `block:` name.
-BLOCKS: dict[str, type[nn.Module]] = {"shuffle": ShuffleUnit, "sandglass": Sandglass}

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import BLOCKS, conv_bn
+from .blocks import conv_bn
+from .registry import block_of
 from .spec import Arch
 
 __all__ = ["Network", "build_network"]
@@ -30,7 +31,7 @@ class Network(nn.Module):
         stages = []
         channels = arch.stem.channels
         for i, stage in enumerate(arch.stages):
-            block = BLOCKS[stage.block]
+            block = block_of(stage).module
             units = []
             for j in range(stage.repeats):
                 units.append(

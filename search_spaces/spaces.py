@@ -22,14 +22,28 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .references import MOBILENEXT_STAGES, SHUFFLENET_STAGE2, SMALL_INPUT
-from .spec import Arch, SandglassStage, ShuffleStage, Stage, Stem, make_divisible
+from .registry import SAMPLED_BLOCKS, StageSampling, get_block
+from .spec import Arch, SandglassStage, Stage, Stem, make_divisible
 
-__all__ = ["SPACES", "DataShape", "Size", "Space", "Suggests", "Usage", "draw_sizes", "get_space", "register_space"]
+__all__ = [
+    "SANDGLASS_SAMPLING",
+    "SHUFFLE_SAMPLING",
+    "SPACES",
+    "DataShape",
+    "Size",
+    "Space",
+    "Suggests",
+    "Usage",
+    "draw_sizes",
+    "get_space",
+    "register_space",
+]
 
 GROUPS = (1, 2, 3, 4, 8)
 REDUCTIONS = (2, 3, 4, 6, 8)
 IDENTITY_MULTS = (0.25, 0.5, 0.75, 1.0)
-BLOCK_TYPES = ("shuffle", "sandglass")
+#: The block types the hybrid space chooses from: every registered block with a `sampling`.
+BLOCK_TYPES = SAMPLED_BLOCKS
 # Units per stage, ShuffleNet v1 layout (Table 1 uses 4, 8, 4).
 SHUFFLE_DEPTHS = ((1, 6), (1, 10), (1, 6))
 # Stem width divisible by every allowed group count, so any first stage fits it.
@@ -150,13 +164,6 @@ def _stem(shape: DataShape, channels: int, *, act: str = "relu", pool: bool = Tr
     return Stem(channels, stride=2, pool=pool, act=act)
 
 
-def _width_multiple(block: str, groups: int, next_groups: int) -> int:
-    """Widths a stage's output must be a multiple of: its own blocks' need (4g for ShuffleNet
-    units, 8 for sandglass blocks as in mnext.py) and the next stage's group count."""
-    own = 4 * groups if block == "shuffle" else 8
-    return math.lcm(own, next_groups)
-
-
 def _snap(value: float, multiple: int, above: int | None) -> int:
     """`value` rounded to `multiple`; strictly above `above` when a concatenating unit needs it."""
     width = make_divisible(value, multiple)
@@ -179,30 +186,36 @@ def _suggest_sandglass(trial: Suggests, i: int) -> dict[str, Any]:
     }
 
 
+# Output widths: a ShuffleNet unit's grouped 1x1 convolutions need 4g (its bottleneck is out/4);
+# sandglass widths are multiples of 8 as in mnext.py. A stride-2 unit concatenates its input.
+SHUFFLE_SAMPLING = StageSampling(_suggest_shuffle, lambda fields: 4 * fields["groups"], widens=True)
+SANDGLASS_SAMPLING = StageSampling(_suggest_sandglass, lambda fields: 8)
+
+
 def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str], usage: Usage | None) -> Arch:
     """Three stride-2 stages (ShuffleNet v1's layout) of the given block types."""
-    params = [
-        _suggest_shuffle(trial, i) if block == "shuffle" else _suggest_sandglass(trial, i)
-        for i, block in enumerate(blocks)
-    ]
+    types = [get_block(block) for block in blocks]
+    samplings: list[StageSampling] = []
+    for entry in types:
+        if entry.sampling is None:
+            raise ValueError(f"block: {entry.name!r} has no sampling, so a space cannot draw it")
+        samplings.append(entry.sampling)
+    params = [sampling.suggest(trial, i) for i, sampling in enumerate(samplings)]
 
     def build(v: dict[str, float]) -> Arch:
         stages: list[Stage] = []
         channels = STEM_CHANNELS
-        for i, block in enumerate(blocks):
-            groups = params[i].get("groups", 1)
+        for i, (entry, sampling) in enumerate(zip(types, samplings)):
+            # Table 1's stage-2 width for the stage's group count; blocks without groups take g=3's.
+            base = SHUFFLENET_STAGE2[params[i].get("groups", 3)] * 2**i
+            # The width also suits the next stage's grouped first 1x1 convolution.
             next_groups = params[i + 1].get("groups", 1) if i + 1 < len(blocks) else 1
-            base = SHUFFLENET_STAGE2[groups if block == "shuffle" else 3] * 2**i
             out = _snap(
                 base * v["width"] * v[f"s{i}_width"],
-                _width_multiple(block, groups, next_groups),
-                above=channels if block == "shuffle" else None,
+                math.lcm(sampling.width_multiple(params[i]), next_groups),
+                above=channels if sampling.widens else None,
             )
-            depth = int(v[f"s{i}_depth"])
-            if block == "shuffle":
-                stages.append(ShuffleStage(out, depth, stride=2, **params[i]))
-            else:
-                stages.append(SandglassStage(out, depth, stride=2, **params[i]))
+            stages.append(entry.stage(out, int(v[f"s{i}_depth"]), stride=2, **params[i]))
             channels = out
         return Arch(
             stem=_stem(shape, STEM_CHANNELS),
@@ -231,7 +244,7 @@ def shufflenet(trial: Suggests, shape: DataShape, usage: Usage | None = None) ->
 @register_space("hybrid")
 def hybrid(trial: Suggests, shape: DataShape, usage: Usage | None = None) -> Arch:
     """ShuffleNet v1's three-stage layout with the block type chosen per stage."""
-    blocks = [trial.suggest_categorical(f"s{i}_block", BLOCK_TYPES) for i in range(3)]
+    blocks = [trial.suggest_categorical(f"s{i}_block", tuple(BLOCK_TYPES)) for i in range(3)]
     return _downsampling_stages(trial, shape, blocks, usage)
 
 

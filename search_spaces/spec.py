@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Union
 
 import yaml
 
+from .registry import STAGE_TYPES
+
 __all__ = [
     "Arch",
     "ArchError",
@@ -228,12 +230,8 @@ class SandglassStage:
             )
 
 
+# The stage types this package ships, for annotations; the registry holds every stage type.
 Stage = Union[ShuffleStage, SandglassStage]
-#: Stage kinds by their YAML `block:` name; the one table both parsing and building use.
-STAGE_TYPES: dict[str, type[ShuffleStage] | type[SandglassStage]] = {
-    "shuffle": ShuffleStage,
-    "sandglass": SandglassStage,
-}
 
 
 @dataclass(frozen=True)

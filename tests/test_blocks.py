@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import pytest
 import torch
 import torch.nn.functional as F
+from ptflops import get_model_complexity_info
 from torch import nn
 
-from search_spaces import Arch, Network, Sandglass, SandglassStage, ShuffleStage, ShuffleUnit, Stem
-from search_spaces.blocks import channel_shuffle
+import nas
+from search_spaces import (
+    BLOCKS,
+    STAGE_TYPES,
+    Arch,
+    ArchError,
+    BlockType,
+    Count,
+    DataShape,
+    Network,
+    Sandglass,
+    SandglassStage,
+    ShuffleStage,
+    ShuffleUnit,
+    StageSampling,
+    Stem,
+    get_space,
+    register_block,
+    registered_block,
+)
+from search_spaces.blocks import channel_shuffle, conv_bn
 
 
 def _silence_branch(last_bn: nn.BatchNorm2d) -> None:
@@ -170,3 +193,135 @@ def test_stems_downsample_as_their_papers(stem: Stem, size: int, expected: int) 
     net = Network(arch)
     assert net.stem(torch.randn(1, 3, size, size)).shape[-1] == expected
     assert stem.output_size(size) == expected
+
+
+# -- a third block type, registered only through the registry ------------------------------------
+
+
+@dataclass(frozen=True)
+class ToyStage:
+    """`repeats` plain 3x3 conv -> BN -> ReLU blocks; the first has `stride`."""
+
+    out_channels: int
+    repeats: int
+    stride: int = 1
+
+    block: ClassVar[str] = "toy"
+    GENE: ClassVar[str] = "toy"
+    CODES: ClassVar[dict[str, str]] = {"out_channels": "c", "repeats": "n", "stride": "s"}
+
+    def unit_kwargs(self, index: int, *, first_in_network: bool) -> dict[str, Any]:
+        return {}
+
+    def check_input(self, in_channels: int, *, first_in_network: bool) -> None:
+        pass
+
+
+class ToyBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int) -> None:
+        super().__init__()
+        self.body = conv_bn(in_channels, out_channels, 3, stride=stride, act="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    @staticmethod
+    def count(in_channels: int, out_channels: int, height: int, width: int, *, stride: int) -> Count:
+        count = Count(height, width)
+        count.conv_bn(in_channels, out_channels, 3, stride=stride)
+        return count
+
+
+TOY = BlockType(ToyStage, ToyBlock, ToyBlock.count)
+
+
+def _ptflops(model: nn.Module, arch: Arch) -> tuple[int, int]:
+    size = (arch.in_channels, arch.resolution, arch.resolution)
+    macs, params = get_model_complexity_info(
+        model, size, as_strings=False, print_per_layer_stat=False, backend="aten"
+    )
+    return int(macs), int(params)
+
+
+def test_registered_block_type_parses_builds_runs_and_counts() -> None:
+    with registered_block(TOY):
+        arch = Arch(
+            stem=Stem(8),
+            stages=(ToyStage(16, 2, stride=2), SandglassStage(32, 1, stride=2, reduction=2)),
+            num_classes=10, in_channels=1, resolution=12,
+        )
+        assert Arch.from_yaml(arch.to_yaml()) == arch
+        assert Arch.from_genotype(arch.genotype()) == arch
+        assert "|toy_c16_n2_s2|" in arch.genotype()
+        model = nas.build_model(arch).eval()
+        assert [type(unit) for unit in model.stages[0]] == [ToyBlock, ToyBlock]
+        with torch.no_grad():
+            assert model(torch.randn(2, 1, 12, 12)).shape == (2, 10)
+        ours = nas.complexity(arch)
+        macs, params = _ptflops(model, arch)
+        assert ours.macs + arch.num_classes == macs  # ptflops also counts the classifier's bias adds
+        assert ours.params == params
+    # Gone again: the spec no longer reads it.
+    assert "toy" not in STAGE_TYPES and "toy" not in BLOCKS
+    with pytest.raises(ArchError, match=r"stages\[0\]\.block"):
+        Arch.from_dict(
+            {"stem": {"channels": 8}, "stages": [{"block": "toy", "out_channels": 16, "repeats": 1}]}
+        )
+
+
+def test_registered_block_type_counts_its_hand_arithmetic() -> None:
+    with registered_block(TOY):
+        arch = Arch(
+            stem=Stem(8), stages=(ToyStage(16, 2, stride=2),), num_classes=10, in_channels=1, resolution=12
+        )
+        ours = nas.complexity(arch)
+    stem = 8 * 1 * 9 * 12 * 12  # 3x3 conv 1 -> 8 at 12x12
+    first = 16 * 8 * 9 * 6 * 6  # 3x3 conv 8 -> 16, stride 2: 6x6
+    second = 16 * 16 * 9 * 6 * 6  # 3x3 conv 16 -> 16 at 6x6
+    head = 16 * 10
+    assert ours.parts == (("stem", stem), ("stage0", first + second), ("head", head))
+    assert ours.macs == stem + first + second + head == 134_944
+    # Weights, BatchNorm scale and shift, classifier weights and bias.
+    assert ours.params == (72 + 16) + (1152 + 32) + (2304 + 32) + (160 + 10) == 3_778
+
+
+class _AlwaysToy:
+    """A trial that picks the toy block for every stage and the middle of every range."""
+
+    def __init__(self) -> None:
+        self.block_choices: list[tuple[str, ...]] = []
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        if name.endswith("_block"):
+            self.block_choices.append(tuple(choices))
+            return "toy"
+        return choices[0]
+
+    def suggest_float(self, name: str, low: float, high: float, **_: object) -> float:
+        return (low + high) / 2
+
+
+def test_hybrid_space_draws_a_registered_block_type_with_sampling() -> None:
+    toy = BlockType(ToyStage, ToyBlock, ToyBlock.count, StageSampling(lambda trial, i: {}, lambda fields: 8))
+    trial = _AlwaysToy()
+    with registered_block(toy):
+        arch = get_space("hybrid")(trial, DataShape(1, 16, 10))
+        assert trial.block_choices == [("shuffle", "sandglass", "toy")] * 3
+        assert [type(stage) for stage in arch.stages] == [ToyStage] * 3
+        assert all(stage.out_channels % 8 == 0 for stage in arch.stages)
+        macs, params = _ptflops(nas.build_model(arch).eval(), arch)
+        assert nas.complexity(arch).macs + arch.num_classes == macs
+        assert nas.complexity(arch).params == params
+
+
+def test_registry_refuses_a_second_block_type_with_a_taken_name_or_gene() -> None:
+    with pytest.raises(ValueError, match="'shuffle' is already registered"):
+        register_block(BlockType(ShuffleStage, ShuffleUnit, ShuffleUnit.count))
+
+    @dataclass(frozen=True)
+    class Clash(ToyStage):
+        GENE: ClassVar[str] = "sg"  # the sandglass stage's code
+
+    with pytest.raises(ValueError, match="stage.GENE: 'sg' is already the code of block 'sandglass'"):
+        register_block(BlockType(Clash, ToyBlock, ToyBlock.count))
+    assert "toy" not in STAGE_TYPES

@@ -1,7 +1,15 @@
-"""Registers `hydra/sweeper=nas` in Hydra's ConfigStore (Hydra imports this on plugin discovery)."""
+"""Registers `hydra/sweeper=nas` in Hydra's ConfigStore (Hydra imports this on plugin discovery).
+
+It imports Hydra and the settings' dataclasses only: the engine (`nas.sweeper`, with torch and
+Optuna) is imported when a sweep starts.
+"""
+
+from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from nas.sweeper import NasSweeperConf
+from ._settings import DataShapeConf, NasSweeperConf, SweepBudgetConf, SweepHalvingConf
+
+__all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "SweepHalvingConf"]
 
 ConfigStore.instance().store(group="hydra/sweeper", name="nas", node=NasSweeperConf, provider="nas_sweeper")

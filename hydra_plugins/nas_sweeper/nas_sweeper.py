@@ -1,4 +1,5 @@
-"""The plugin class Hydra instantiates; the work happens in `nas.sweeper`."""
+"""The plugin class Hydra instantiates; the work happens in `nas.sweeper`, imported when a sweep
+starts (Hydra imports this module on every plugin discovery: no torch or Optuna here)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class NasSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from nas.cli import report_user_errors
+        from nas.errors import report_user_errors
         from nas.sweeper import run_sweep, typed
 
         assert self.config is not None and self.launcher is not None

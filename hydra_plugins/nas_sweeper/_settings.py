@@ -1,0 +1,56 @@
+"""The sweeper's settings (`hydra/sweeper=nas`): dataclasses only, no torch or Optuna.
+
+Hydra's plugin scan skips modules whose name starts with "_", so these classes are defined once:
+the scan executes `config.py` again when it was imported before, and classes defined there would
+then exist twice, which OmegaConf refuses to merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+__all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "SweepHalvingConf"]
+
+
+@dataclass
+class DataShapeConf:
+    in_channels: int = 3  # input channels of the user's data
+    resolution: int = 32  # input height = width, pixels
+    num_classes: int = 10
+
+
+@dataclass
+class SweepBudgetConf:
+    mflops: float = 20.0  # millions of multiply-adds per image
+    mparams: Optional[float] = None  # optional parameter cap, millions
+
+
+@dataclass
+class SweepHalvingConf:
+    rungs: list[int] = field(default_factory=lambda: [1, 2])  # the app's report steps (e.g. epochs) that decide
+    keep: float = 0.33  # share of the trials reported at a rung that continue (fronts best first; the search's default)
+    min_trials: int = 4  # trials a rung must have seen before it stops any
+
+
+@dataclass
+class NasSweeperConf:
+    _target_: str = "hydra_plugins.nas_sweeper.nas_sweeper.NasSweeper"
+    _recursive_: bool = False  # the sampler and pruner stay configs: jobs rebuild the pruner too
+    space: str = "hybrid"  # shufflenet | mobilenext | hybrid
+    data_shape: DataShapeConf = field(default_factory=DataShapeConf)
+    budget: SweepBudgetConf = field(default_factory=SweepBudgetConf)
+    n_trials: int = 20  # architectures to train (pruned ones count; rejected and failed ones do not)
+    n_jobs: int = 1  # architectures handed to the launcher at once
+    objectives: list[str] = field(default_factory=lambda: ["val_acc"])  # names of the job's return values
+    directions: list[str] = field(default_factory=lambda: ["maximize"])  # one per objective
+    pareto: bool = True  # add MMACs (minimized) as the last objective
+    study_name: str = "nas-sweep"
+    storage: Optional[str] = None  # SQLAlchemy URL; null: SQLite in the sweep folder
+    sampler: dict[str, Any] = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": 0})
+    pruner: Optional[dict[str, Any]] = None  # single objective only (Optuna's pruners)
+    halving: Optional[SweepHalvingConf] = None  # successive halving on (objective at a rung, MACs); any mode
+    arch_key: str = "arch"  # where the job finds its architecture in its config
+    budget_aware: bool = True  # draw depths and widths within what the budget leaves (false: plain space + rejection)
+    max_rejected: int = 2000  # stop after this many over-budget samples in a row
+    max_failures: int = 10  # stop after this many failed jobs in a row
