@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,7 +25,10 @@ from search_spaces import DataShape
 
 from .errors import ConfigError, DataError
 
-__all__ = ["DATASETS", "Dataset", "Split", "load_dataset"]
+if TYPE_CHECKING:
+    from .config import DataConfig
+
+__all__ = ["DATASETS", "Dataset", "Split", "load_data", "load_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +293,12 @@ DATASETS: dict[str, Callable[..., tuple[Split, Split, int]]] = {
     "imagefolder": _imagefolder,
     "synthetic": _synthetic,
 }
+
+
+def load_data(data: DataConfig) -> Dataset:
+    """The dataset a config's `data` section names, split as it says (see `load_dataset`)."""
+    return load_dataset(data.name, data.root, val_fraction=data.val_fraction, split_seed=data.split_seed,
+                        resolution=data.resolution, channels=data.channels)
 
 
 def load_dataset(

@@ -22,9 +22,8 @@ import optuna
 
 from .attrs import TrialAttr
 
-__all__ = ["RUNGS_KEY", "Halving", "crowding_distances", "nondominated_fronts", "promoted", "record_and_decide"]
+__all__ = ["Halving", "crowding_distances", "nondominated_fronts", "promoted", "record_and_decide"]
 
-RUNGS_KEY = TrialAttr.RUNG_VAL_ACC  # {rung: validation accuracy measured there}
 
 
 @dataclass(frozen=True)
@@ -105,14 +104,14 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
     """
     key = f"{rung:g}"
     attrs: dict[str, Any] = trial.user_attrs
-    trial.set_user_attr(RUNGS_KEY, {**attrs.get(RUNGS_KEY, {}), key: val_acc})
+    trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
     macs = attrs.get(TrialAttr.MACS) if pareto else None
     if pareto and macs is None:
         raise ValueError(f"trial {trial.number} has no 'macs' to compete on in the Pareto mode")
     others = [
-        _point(t.user_attrs[RUNGS_KEY][key], t.user_attrs.get(TrialAttr.MACS) if pareto else None)
+        _point(t.user_attrs[TrialAttr.RUNG_VAL_ACC][key], t.user_attrs.get(TrialAttr.MACS) if pareto else None)
         for t in study.get_trials(deepcopy=False)
-        if t.number != trial.number and key in t.user_attrs.get(RUNGS_KEY, {})
+        if t.number != trial.number and key in t.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})
     ]
     if len(others) + 1 < halving.min_trials:
         return True

@@ -24,7 +24,7 @@ from search_spaces import Space, get_space
 from .attrs import Status, StudyAttr, TrialAttr, zero_cost_attr
 from .budget import Budget, probe_budget
 from .config import NasConfig, redact, validate
-from .data import DATASETS, Dataset, Split, load_dataset
+from .data import DATASETS, Dataset, Split, load_data
 from .errors import SearchAborted
 from .halving import Halving, record_and_decide
 from .model import build_model
@@ -194,12 +194,6 @@ def record_zero_cost(trial: optuna.Trial, model: torch.nn.Module, data: Dataset,
         trial.set_user_attr(zero_cost_attr(name), round(value, 4))
 
 
-def _load(cfg: NasConfig) -> Dataset:
-    d = cfg.data
-    return load_dataset(d.name, d.root, val_fraction=d.val_fraction, split_seed=d.split_seed,
-                        resolution=d.resolution, channels=d.channels)
-
-
 def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = True) -> SearchResult:
     """Search until the study holds `search.n_trials` trained architectures, then write outputs.
 
@@ -208,7 +202,7 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
     """
     started = time.perf_counter()
     validate(cfg, DATASETS)
-    data = dataset or _load(cfg)
+    data = dataset or load_data(cfg.data)
     space = get_space(cfg.space.name)
     budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
     probe = probe_budget(space, data.shape, budget, cfg.search.probe_samples, cfg.search.seed,

@@ -19,7 +19,7 @@ from search_spaces import Arch
 
 from .complexity import complexity
 from .config import NasConfig, check_device, check_folder
-from .data import Dataset, Split, load_dataset
+from .data import Dataset, Split, load_data
 from .errors import ConfigError
 from .model import build_model, check_size
 from .pareto import atomic_write, candidates, pareto_front
@@ -57,7 +57,7 @@ def train_full(cfg: NasConfig, *, command: str = "") -> dict[str, Any]:
     _check(cfg)
     arch = Arch.from_yaml(path)
     check_size(arch, cfg.limits.max_mparams)  # before the data is read: a typo must fail at once
-    data = _load(cfg)
+    data = load_data(cfg.data)
     _check_shape(arch, data, path.name, cfg.data.name)
     model, metrics = train_arch(arch, data, cfg, command=command)
     return _save(model, metrics, path)
@@ -142,7 +142,7 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     log.info("study %s: %d front members to train, %d already trained with this recipe",
              study.study_name, len(todo), len(done))
     if todo:
-        data = _load(cfg)
+        data = load_data(cfg.data)
         bar = tqdm(total=len(todo) * cfg.train.epochs, unit="epoch", disable=not progress, dynamic_ncols=True,
                    desc=f"{study.study_name}: training the front")
         with bar, logging_redirect_tqdm():
@@ -160,12 +160,6 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
                          c.mmacs, metrics["train_s"])
     export_models(cfg, command=command or f"nas-train study.name={study.study_name}", trials={c.trial for c in chosen})
     return sorted(done, key=lambda m: -m["test_acc"])
-
-
-def _load(cfg: NasConfig) -> Dataset:
-    d = cfg.data
-    return load_dataset(d.name, d.root, val_fraction=d.val_fraction, split_seed=d.split_seed,
-                        resolution=d.resolution, channels=d.channels)
 
 
 def _check_shape(arch: Arch, data: Dataset, what: str, data_name: str) -> None:

@@ -125,9 +125,6 @@ def admit(study: optuna.Study, trial: optuna.Trial, n_trials: int, wait_s: float
         raise Withdrawn(f"{taken} earlier trials already hold the study's {n_trials} training slots")
 
 
-#: Trial attribute: the process running the trial, so that a resumed run can tell its own dead
-#: trials from another worker's live ones.
-PROCESS_KEY = TrialAttr.PROCESS
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -180,7 +177,7 @@ def fail_dead_trials(study: optuna.Study, grace_s: float) -> list[int]:
     host, namespace = socket.gethostname(), _pid_namespace()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get(PROCESS_KEY) or {}
+        owner = t.user_attrs.get(TrialAttr.PROCESS) or {}
         local = (owner.get("host") == host and owner.get("pidns") == namespace
                  and isinstance(owner.get("pid"), int))
         if local and not _alive(owner):

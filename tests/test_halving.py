@@ -10,7 +10,8 @@ import torch
 from optuna.trial import TrialState
 
 from nas.data import load_dataset
-from nas.halving import RUNGS_KEY, Halving, crowding_distances, nondominated_fronts, promoted, record_and_decide
+from nas.attrs import TrialAttr
+from nas.halving import Halving, crowding_distances, nondominated_fronts, promoted, record_and_decide
 from nas.proxy import ProxySettings, train_proxy
 from nas.study import run_search
 
@@ -47,7 +48,7 @@ def test_crowding_distance_of_a_hand_worked_front() -> None:
 
 def _done(study: optuna.Study, acc_at_rung: float, macs: float) -> None:
     study.add_trial(optuna.trial.create_trial(
-        values=[acc_at_rung, macs / 1e6], user_attrs={"macs": macs, RUNGS_KEY: {"0.5": acc_at_rung}},
+        values=[acc_at_rung, macs / 1e6], user_attrs={"macs": macs, TrialAttr.RUNG_VAL_ACC: {"0.5": acc_at_rung}},
     ))
 
 
@@ -63,7 +64,7 @@ def test_a_second_worker_reads_the_rungs_of_the_first(tmp_path) -> None:
     weak.set_user_attr("macs", 2.5e6)
     # (0.6, 2.5M) is dominated by (0.9, 2M) and (0.8, 1M); 4 points, quota 2: stopped.
     assert not record_and_decide(second, weak, 0.5, 0.6, halving, pareto=True)
-    assert second.trials[weak.number].user_attrs[RUNGS_KEY] == {"0.5": 0.6}
+    assert second.trials[weak.number].user_attrs[TrialAttr.RUNG_VAL_ACC] == {"0.5": 0.6}
     small = second.ask()
     small.set_user_attr("macs", 0.5e6)
     # The cheapest architecture is never dominated on (accuracy, MACs): it goes on...
@@ -118,12 +119,12 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
     assert len(admitted) == 8 == result.trained and len(pruned) == result.pruned > 0
     for t in pruned:
         assert t.user_attrs["pruned_at"] in (0.25, 0.5) and t.user_attrs["train_s"] > 0
-        assert t.user_attrs["val_acc"] == t.user_attrs[RUNGS_KEY][f"{t.user_attrs['pruned_at']:g}"]
+        assert t.user_attrs["val_acc"] == t.user_attrs[TrialAttr.RUNG_VAL_ACC][f"{t.user_attrs['pruned_at']:g}"]
         # It really was behind the quota at that rung, recomputed from the stored rungs.
         key = f"{t.user_attrs['pruned_at']:g}"
-        before = [o for o in admitted if o.number < t.number and key in o.user_attrs.get(RUNGS_KEY, {})]
+        before = [o for o in admitted if o.number < t.number and key in o.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})]
         me = (-t.user_attrs["val_acc"], t.user_attrs["macs"])
-        others = [(-o.user_attrs[RUNGS_KEY][key], o.user_attrs["macs"]) for o in before]
+        others = [(-o.user_attrs[TrialAttr.RUNG_VAL_ACC][key], o.user_attrs["macs"]) for o in before]
         assert len(others) + 1 >= 2 and not promoted(me, others, 0.3)
     front_numbers = {c.trial for c in result.front}
     assert front_numbers and front_numbers <= {t.number for t in admitted if t.state == TrialState.COMPLETE}

@@ -23,7 +23,8 @@ from nas.errors import ConfigError, SearchAborted
 from nas.model import MAX_MPARAMS
 from nas.pareto import atomic_write
 from nas.study import run_search
-from nas.trials import PROCESS_KEY, fail_dead_trials, this_process
+from nas.attrs import TrialAttr
+from nas.trials import fail_dead_trials, this_process
 from search_spaces import Arch, ShuffleStage, Stem, reference
 
 from .conftest import FAST
@@ -432,7 +433,7 @@ def _running_trial(study: optuna.Study, owner: dict | None, *, heartbeat: bool) 
     trial = study.ask()
     trial.set_user_attr("status", "admitted")
     if owner is not None:
-        trial.set_user_attr(PROCESS_KEY, owner)
+        trial.set_user_attr(TrialAttr.PROCESS, owner)
     if heartbeat:
         study._storage.record_heartbeat(trial._trial_id)
     return trial.number
@@ -492,7 +493,7 @@ def test_resuming_after_a_sigkill_fails_the_dead_runs_trial_at_once_and_goes_on(
     trial = _study(cfg).trials[killed]
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["failure"] == (
-        f"killed: its process {worker.pid} on {trial.user_attrs[PROCESS_KEY]['host']} ended without finishing it"
+        f"killed: its process {worker.pid} on {trial.user_attrs[TrialAttr.PROCESS]['host']} ended without finishing it"
     )
     assert result.trained == 1 and result.failed == 1
 
