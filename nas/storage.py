@@ -34,7 +34,7 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
     url = str(storage.url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     for attempt in range(5):
         try:
@@ -46,23 +46,30 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
                 engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True},
             )
             break
-        except IntegrityError:
-            # Workers started together on an empty database race to create Optuna's tables;
-            # the losers find them created a moment later.
-            if attempt == 4:
-                raise
+        except (IntegrityError, ProgrammingError) as err:
+            # Workers started together on an empty database race to create Optuna's tables
+            # (SQLite: a unique constraint; PostgreSQL: also "type ... already exists"); the
+            # losers find them created a moment later.
+            racing = isinstance(err, IntegrityError) or "already exists" in str(err)
+            if not racing or attempt == 4:
+                raise _cannot_open(url, err) from None
             time.sleep(0.5 + attempt)
         except ImportError as err:
             raise ConfigError(
                 "storage.url", f"cannot open {redact(url)}: its database driver is not installed "
                 f"({err.__cause__ or err}); for PostgreSQL: pip install 'budget-nas[postgres]'"
             ) from None
-        except Exception as err:  # SQLAlchemy's errors carry the URL, password included
-            reason = redact(str(err).splitlines()[0] if str(err) else type(err).__name__)
-            raise ConfigError("storage.url", f"cannot open {redact(url)}: {reason}") from None
+        except Exception as err:
+            raise _cannot_open(url, err) from None
     if url.startswith("sqlite"):
         _sqlite_wal(rdb)
     return rdb
+
+
+def _cannot_open(url: str, err: Exception) -> ConfigError:
+    # SQLAlchemy's errors carry the URL, password included.
+    reason = redact(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    return ConfigError("storage.url", f"cannot open {redact(url)}: {reason}")
 
 
 def _sqlite_wal(rdb: optuna.storages.RDBStorage) -> None:

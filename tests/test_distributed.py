@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -90,3 +91,65 @@ def test_journal_on_redis(make_cfg, redis_url: str) -> None:
 
     study = optuna.load_study(study_name="r", storage=JournalStorage(JournalRedisBackend(redis_url)))
     _check_complete(study, 2, Path(cfg.output_dir) / "pareto.csv")
+
+
+def _open_storage(url: str, barrier: Any, errors: Any) -> None:
+    from types import SimpleNamespace
+
+    from nas.config import StorageConfig
+    from nas.storage import make_storage
+
+    barrier.wait()
+    try:
+        make_storage(SimpleNamespace(storage=StorageConfig(url=url), output_dir="unused"))  # type: ignore[arg-type]
+    except Exception as err:  # reported to the parent, which fails the test with it
+        errors.put(f"{type(err).__name__}: {err}")
+
+
+def test_workers_opening_an_empty_postgres_database_at_once_all_get_the_storage(postgres_url: str) -> None:
+    """Four processes released together create Optuna's tables on a fresh database: PostgreSQL
+    refuses the losers with a unique violation or "already exists" (seen on CI); all must open it."""
+    import multiprocessing
+
+    import psycopg
+
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    for round_ in range(4):
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE race{round_}")
+        url = postgres_url.rsplit("/", 1)[0] + f"/race{round_}"
+        barrier = ctx.Barrier(4)
+        workers = [ctx.Process(target=_open_storage, args=(url, barrier, errors)) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert [w.exitcode for w in workers] == [0] * 4
+        assert errors.empty(), errors.get()
+        assert optuna.storages.RDBStorage(url).get_all_studies() == []
+
+
+@pytest.mark.parametrize("error", ["IntegrityError", "ProgrammingError"])
+def test_a_storage_whose_tables_another_worker_is_creating_is_opened_again(monkeypatch, error: str) -> None:
+    """The errors PostgreSQL gives the loser of that race (the real race is timing-dependent)."""
+    from types import SimpleNamespace
+
+    import sqlalchemy.exc
+
+    from nas.config import StorageConfig
+    from nas.storage import make_storage
+
+    calls = []
+
+    def racing_storage(url: str, **kwargs: Any) -> str:
+        calls.append(url)
+        if len(calls) == 1:
+            orig = Exception('relation "studies" already exists')
+            raise getattr(sqlalchemy.exc, error)("CREATE TABLE studies", {}, orig)
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing_storage)
+    monkeypatch.setattr("nas.storage.time.sleep", lambda s: None)
+    cfg = SimpleNamespace(storage=StorageConfig(url="postgresql://nas@db/x"), output_dir="unused")
+    assert make_storage(cfg) == "storage" and len(calls) == 2  # type: ignore[arg-type]
