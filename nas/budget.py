@@ -4,44 +4,16 @@ probe of how much of a space fits before a search starts."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from search_spaces import DataShape, Space, Usage
+from search_spaces import Budget, DataShape, Space, Usage
 
-from .complexity import Complexity, complexity
+from .complexity import complexity
 from .errors import ConfigError
 
 __all__ = ["Budget", "RandomSuggests", "budget_usage", "probe_budget"]
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Caps on MACs (millions) and optionally parameters (millions)."""
-
-    mflops: float
-    mparams: float | None = None
-
-    def violations(self, cost: Complexity) -> dict[str, float]:
-        """How far over each cap a network is; <= 0 is within it (Optuna's constraint convention)."""
-        values = {"mmacs_over_budget": cost.mmacs - self.mflops}
-        if self.mparams is not None:
-            values["mparams_over_budget"] = cost.mparams - self.mparams
-        return values
-
-    def admits(self, cost: Complexity) -> bool:
-        return all(v <= 0 for v in self.violations(cost).values())
-
-    def usage(self, cost: Complexity) -> float:
-        """The share of the budget a network uses: of its MACs cap, or of its parameter cap where
-        that is the tighter one (<= 1 fits)."""
-        shares = [cost.mmacs / self.mflops]
-        if self.mparams is not None:
-            shares.append(cost.mparams / self.mparams)
-        return max(shares)
-
 
 
 class RandomSuggests:

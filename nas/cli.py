@@ -201,8 +201,8 @@ def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def app(cfg: DictConfig) -> Any:
         _quiet_optuna()  # again here: launchers may run the job in another process
-        typed = OmegaConf.to_object(cfg)
-        return report_user_errors(lambda: task(typed), verbose=verbose or typed.verbose)
+        settings = OmegaConf.to_object(cfg)
+        return report_user_errors(lambda: task(settings), verbose=verbose or settings.verbose)
 
     app()
 

@@ -16,13 +16,13 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from search_spaces import SPACES
+from search_spaces import SPACES, Budget
 
-from .errors import ConfigError
+from .errors import ConfigError, require_fraction, require_positive
 from .model import MAX_MPARAMS
+from .proxy import Recipe, check_recipe
 
 __all__ = [
-    "BudgetConfig",
     "DashboardConfig",
     "DataConfig",
     "LimitsConfig",
@@ -60,12 +60,6 @@ class DataConfig:
 
 
 @dataclass
-class BudgetConfig:
-    mflops: float = 20.0  # millions of multiply-adds (the papers' "FLOPs") per image
-    mparams: Optional[float] = None  # optional cap on parameters, millions
-
-
-@dataclass
 class LimitsConfig:
     """What a typo must not be able to start; raise a limit if you mean it."""
 
@@ -85,18 +79,11 @@ class OnCpuConfig:
 
 
 @dataclass
-class ProxyConfig:
-    epochs: int = 1  # training epochs per candidate
-    batch_size: int = 128
-    lr: float = 0.1  # peak learning rate (SGD, Nesterov momentum)
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    schedule: str = "onecycle"  # onecycle | cosine | constant
-    warmup: float = 0.2  # fraction of steps warming up (onecycle)
-    train_fraction: float = 1.0  # of the training split used per candidate
+class ProxyConfig(Recipe):
+    """The search's proxy: the training recipe (`nas.proxy.Recipe`: epochs, batch, lr, schedule,
+    images) of every candidate, and where and how it runs."""
+
     max_val_images: Optional[int] = None  # cap on validation images scored (null: all)
-    eval_batch_size: int = 1024
     device: str = "auto"  # auto (GPU when there is one) | cpu | cuda | cuda:N
     zero_cost: bool = True  # record synflow, NASWOT and ZiCo of every trained architecture (user attrs zc_*)
     on_cpu: Optional[OnCpuConfig] = field(default_factory=OnCpuConfig)  # null: full proxy on CPU too
@@ -152,17 +139,14 @@ class StorageConfig:
 
 
 @dataclass
-class TrainConfig:
-    """`nas-train`: a standard recipe for training an exported architecture (or a study's front) fully."""
+class TrainConfig(Recipe):
+    """`nas-train`: a standard recipe for training an exported architecture (or a study's front)
+    fully, on train + validation (`max_train_images`: a random subset of them)."""
 
     epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
+    warmup: float = 0.1
     seed: int = 0
     device: str = "auto"
-    max_train_images: Optional[int] = None  # a random subset of train + validation (null: all of it)
     top_k: Optional[int] = None  # nas-train study.name=...: the k most accurate front members (null: the whole front)
 
 
@@ -176,7 +160,7 @@ class DashboardConfig:
 class NasConfig:
     space: SpaceConfig = MISSING
     data: DataConfig = MISSING
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    budget: Budget = field(default_factory=Budget)  # search_spaces.Budget: mflops (MACs), mparams
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
@@ -211,18 +195,6 @@ def register_configs() -> None:
         cs.store(group=group, name=f"{group}_schema", node=node)
 
 
-def _positive(name: str, value: float, *, integer: bool = False) -> None:
-    if value is None or not math.isfinite(value) or value <= 0 or (integer and int(value) != value):
-        kind = "a positive integer" if integer else "a positive number"
-        raise ConfigError(name, f"{value!r} is not allowed (allowed: {kind})")
-
-
-def _fraction(name: str, value: float, *, closed: bool = True) -> None:
-    upper_ok = value <= 1.0 if closed else value < 1.0
-    if not (value > 0.0 and upper_ok):
-        raise ConfigError(name, f"{value!r} is out of range (allowed: 0 < {name.split('.')[-1]} {'<=' if closed else '<'} 1)")
-
-
 PRESCREEN_SCORES = ("naswot", "zico", "synflow")
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,99}")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql", "mysql+pymysql")
@@ -234,41 +206,33 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
         raise ConfigError("space", f"unknown search space {cfg.space.name!r} (allowed: {', '.join(sorted(SPACES))})")
     if cfg.data.name not in datasets:
         raise ConfigError("data", f"unknown dataset {cfg.data.name!r} (allowed: {', '.join(datasets)})")
-    _fraction("data.val_fraction", cfg.data.val_fraction, closed=False)
+    require_fraction("data.val_fraction", cfg.data.val_fraction, closed=False)
     if cfg.data.pad_crop < 0:
         raise ConfigError("data.pad_crop", f"{cfg.data.pad_crop} is not allowed (allowed: >= 0)")
-    _positive("budget.mflops", cfg.budget.mflops)
-    _positive("limits.max_mparams", cfg.limits.max_mparams)
+    require_positive("budget.mflops", cfg.budget.mflops)
+    require_positive("limits.max_mparams", cfg.limits.max_mparams)
     if cfg.budget.mparams is not None:
-        _positive("budget.mparams", cfg.budget.mparams)
+        require_positive("budget.mparams", cfg.budget.mparams)
     p = cfg.proxy
-    _positive("proxy.epochs", p.epochs, integer=True)
-    _positive("proxy.batch_size", p.batch_size, integer=True)
-    _positive("proxy.eval_batch_size", p.eval_batch_size, integer=True)
-    _positive("proxy.lr", p.lr)
-    _fraction("proxy.train_fraction", p.train_fraction)
-    if p.schedule not in ("onecycle", "cosine", "constant"):
-        raise ConfigError("proxy.schedule", f"{p.schedule!r} is not allowed (allowed: onecycle, cosine, constant)")
-    if not 0 <= p.warmup < 1:
-        raise ConfigError("proxy.warmup", f"{p.warmup} is out of range (allowed: 0 <= warmup < 1)")
+    check_recipe(p, "proxy")
     if p.max_val_images is not None:
-        _positive("proxy.max_val_images", p.max_val_images, integer=True)
+        require_positive("proxy.max_val_images", p.max_val_images, integer=True)
     if p.on_cpu is not None:
-        _positive("proxy.on_cpu.max_train_images", p.on_cpu.max_train_images, integer=True)
-        _positive("proxy.on_cpu.max_val_images", p.on_cpu.max_val_images, integer=True)
+        require_positive("proxy.on_cpu.max_train_images", p.on_cpu.max_train_images, integer=True)
+        require_positive("proxy.on_cpu.max_val_images", p.on_cpu.max_val_images, integer=True)
         if p.on_cpu.batch_size is not None:
-            _positive("proxy.on_cpu.batch_size", p.on_cpu.batch_size, integer=True)
+            require_positive("proxy.on_cpu.batch_size", p.on_cpu.batch_size, integer=True)
         if p.on_cpu.lr is not None:
-            _positive("proxy.on_cpu.lr", p.on_cpu.lr)
+            require_positive("proxy.on_cpu.lr", p.on_cpu.lr)
     check_device("proxy.device", p.device)
     if cfg.objective.name not in ("pareto", "accuracy"):
         raise ConfigError("objective", f"unknown objective {cfg.objective.name!r} (allowed: pareto, accuracy)")
     if cfg.objective.name == "pareto" and cfg.objective.pruner:
         raise ConfigError("objective.pruner", "Optuna's pruners are single-objective: use objective=accuracy")
     s = cfg.search
-    _positive("search.n_trials", s.n_trials, integer=True)
-    _positive("search.max_rejected", s.max_rejected, integer=True)
-    _positive("search.max_failures", s.max_failures, integer=True)
+    require_positive("search.n_trials", s.n_trials, integer=True)
+    require_positive("search.max_rejected", s.max_rejected, integer=True)
+    require_positive("search.max_failures", s.max_failures, integer=True)
     if s.worker < 0:
         raise ConfigError("search.worker", f"{s.worker} is not allowed (allowed: >= 0)")
     h = s.halving
@@ -279,13 +243,13 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
         rungs = list(h.rungs)
         if not rungs or any(not 0 < r < 1 for r in rungs) or rungs != sorted(set(rungs)):
             raise ConfigError("search.halving.rungs", f"{rungs} is not allowed (allowed: ascending fractions, 0 < r < 1)")
-        _fraction("search.halving.keep", h.keep)
-        _positive("search.halving.min_trials", h.min_trials, integer=True)
+        require_fraction("search.halving.keep", h.keep)
+        require_positive("search.halving.min_trials", h.min_trials, integer=True)
     if s.prescreen is not None:
         if s.prescreen not in PRESCREEN_SCORES:
             raise ConfigError("search.prescreen",
                               f"{s.prescreen!r} is not allowed (allowed: {', '.join(PRESCREEN_SCORES)}, or null)")
-        _positive("search.prescreen_candidates", s.prescreen_candidates, integer=True)
+        require_positive("search.prescreen_candidates", s.prescreen_candidates, integer=True)
     if not STUDY_NAME.fullmatch(str(cfg.study.name)):
         raise ConfigError(
             "study.name",
@@ -350,7 +314,7 @@ def _validate_storage(storage: StorageConfig) -> None:
             raise ConfigError("storage.url", f"{redact(storage.url)!r} is not a Redis URL (allowed: redis://HOST:PORT/DB)")
     else:
         raise ConfigError("storage.kind", f"{storage.kind!r} is not allowed (allowed: rdb, journal)")
-    _positive("storage.heartbeat_s", storage.heartbeat_s, integer=True)
+    require_positive("storage.heartbeat_s", storage.heartbeat_s, integer=True)
 
 
 def redact(url: str) -> str:

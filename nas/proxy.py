@@ -10,15 +10,18 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .data import Split
+from .errors import ConfigError, require_fraction, require_positive
 
-__all__ = ["EpochMetrics", "ProxySettings", "TrainingDiverged", "TrainResult", "evaluate", "pick_device", "train_proxy"]
+__all__ = ["EpochMetrics", "ProxySettings", "Recipe", "TrainingDiverged", "TrainResult", "check_recipe", "evaluate",
+           "pick_device", "train_proxy"]
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +30,61 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-@dataclass(frozen=True)
-class ProxySettings:
-    """Hyperparameters of one proxy run (the `proxy` config group)."""
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass
+class Recipe:
+    """How a network is trained: the hyperparameters the search's proxy (config group `proxy`) and
+    nas-train (group `train`) share, defined once here; both groups extend it."""
 
     epochs: int = 1
-    batch_size: int = 256
-    lr: float = 0.2  # peak learning rate of SGD with Nesterov momentum
+    batch_size: int = 128
+    lr: float = 0.1  # peak learning rate of SGD with Nesterov momentum
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     schedule: str = "onecycle"  # onecycle (linear warm-up, linear decay) | cosine | constant
     warmup: float = 0.2  # fraction of the steps spent warming up (onecycle)
     train_fraction: float = 1.0  # of the training split, drawn once per run
-    max_train_images: int | None = None  # cap on the images drawn (None: no cap)
+    max_train_images: Optional[int] = None  # cap on the images drawn (null: no cap)
     eval_batch_size: int = 1024
+
+
+def check_recipe(recipe: Any, group: str) -> None:
+    """Raise `ConfigError` naming the first invalid field of a recipe (a `Recipe` or its config node)."""
+    require_positive(f"{group}.epochs", recipe.epochs, integer=True)
+    require_positive(f"{group}.batch_size", recipe.batch_size, integer=True)
+    require_positive(f"{group}.eval_batch_size", recipe.eval_batch_size, integer=True)
+    require_positive(f"{group}.lr", recipe.lr)
+    for name in ("momentum", "weight_decay"):
+        if not getattr(recipe, name) >= 0:
+            raise ConfigError(f"{group}.{name}", f"{getattr(recipe, name)!r} is not allowed (allowed: >= 0)")
+    if not 0 <= recipe.label_smoothing < 1:
+        raise ConfigError(f"{group}.label_smoothing",
+                          f"{recipe.label_smoothing!r} is out of range (allowed: 0 <= label_smoothing < 1)")
+    if recipe.schedule not in SCHEDULES:
+        raise ConfigError(f"{group}.schedule", f"{recipe.schedule!r} is not allowed (allowed: {', '.join(SCHEDULES)})")
+    if not 0 <= recipe.warmup < 1:
+        raise ConfigError(f"{group}.warmup", f"{recipe.warmup} is out of range (allowed: 0 <= warmup < 1)")
+    require_fraction(f"{group}.train_fraction", recipe.train_fraction)
+    if recipe.max_train_images is not None:
+        require_positive(f"{group}.max_train_images", recipe.max_train_images, integer=True)
+
+
+@dataclass
+class ProxySettings(Recipe):
+    """One training run: a recipe, and what the run itself is given (augmentation, seed)."""
+
     flip: bool = True  # random horizontal flips
     pad_crop: int = 2  # random translations of up to this many pixels
-    seed: int = 0
+    seed: int = 0  # images drawn, their order, augmentation
+
+    @classmethod
+    def of(cls, recipe: Any, **given: Any) -> ProxySettings:
+        """The settings of a run with `recipe` (a `Recipe` or a config node extending it), fields in
+        `given` replacing the recipe's."""
+        return cls(**{**{f.name: getattr(recipe, f.name) for f in fields(Recipe)}, **given})
 
 
 @dataclass(frozen=True)
@@ -64,6 +104,7 @@ class TrainResult:
     img_s: float  # training images per second over the steady-state steps
     device: str
     loss_sum: float  # sum of per-step training losses (a ranking signal of its own)
+    train_images: int  # drawn from the training split
     history: list[EpochMetrics] = field(default_factory=list)
 
 
@@ -232,6 +273,7 @@ def train_proxy(
         img_s=(total_steps - 1) * batch / (train_s - first_step_s) if total_steps > 1 else 0.0,
         device=_device_name(device),
         loss_sum=loss_sum,
+        train_images=n,
         history=history,
     )
 

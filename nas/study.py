@@ -44,10 +44,10 @@ log = logging.getLogger(__name__)
 def proxy_settings(cfg: NasConfig, device: torch.device, seed: int) -> tuple[ProxySettings, int | None, str]:
     """The proxy's settings for this device, the validation cap, and a note when reduced."""
     p = cfg.proxy
-    max_train, max_val, note = None, p.max_val_images, ""
+    max_train, max_val, note = p.max_train_images, p.max_val_images, ""
     batch_size, lr = p.batch_size, p.lr
     if device.type == "cpu" and p.on_cpu is not None:
-        max_train = p.on_cpu.max_train_images
+        max_train = min(max_train or p.on_cpu.max_train_images, p.on_cpu.max_train_images)
         max_val = min(max_val or p.on_cpu.max_val_images, p.on_cpu.max_val_images)
         batch_size = p.on_cpu.batch_size or batch_size
         lr = p.on_cpu.lr or lr
@@ -56,12 +56,8 @@ def proxy_settings(cfg: NasConfig, device: torch.device, seed: int) -> tuple[Pro
             f"validation images, {p.epochs} epoch(s), batch {batch_size}, lr {lr:g}); "
             "set proxy.on_cpu=null for the full proxy"
         )
-    settings = ProxySettings(
-        epochs=p.epochs, batch_size=batch_size, lr=lr, momentum=p.momentum, weight_decay=p.weight_decay,
-        label_smoothing=p.label_smoothing, schedule=p.schedule, warmup=p.warmup, train_fraction=p.train_fraction,
-        max_train_images=max_train,
-        eval_batch_size=p.eval_batch_size, flip=cfg.data.flip, pad_crop=cfg.data.pad_crop, seed=seed,
-    )
+    settings = ProxySettings.of(p, batch_size=batch_size, lr=lr, max_train_images=max_train, flip=cfg.data.flip,
+                                pad_crop=cfg.data.pad_crop, seed=seed)
     return settings, max_val, note
 
 

@@ -25,20 +25,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from hydra_plugins.nas_sweeper.config import DataShapeConf, NasSweeperConf, SweepBudgetConf, SweepHalvingConf
-from search_spaces import DataShape, get_space
+from hydra_plugins.nas_sweeper.config import NasSweeperConf, SweepHalvingConf
+from search_spaces import Budget, DataShape, get_space
 
 from .attrs import StudyAttr, TrialAttr
-from .budget import Budget
 from .config import redact
-from .errors import ConfigError, SearchAborted
+from .errors import ConfigError, SearchAborted, require_positive
 from .halving import Halving, record_and_decide
 from .outputs import write_outputs
 from .storage import artifact_store, upload_text
 from .trials import RejectionLimit, Withdrawn, admit, rejected_values, sample_and_price, trial_counts
 
-__all__ = ["DataShapeConf", "NasSweeperConf", "RungTrial", "SweepBudgetConf", "SweepHalvingConf", "current_trial",
-           "run_sweep"]
+__all__ = ["NasSweeperConf", "RungTrial", "SweepHalvingConf", "current_trial", "run_sweep", "sweeper_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +56,13 @@ def _override_value(value: Any) -> str:
     return repr(value)
 
 
-def _check(conf: NasSweeperConf) -> None:
+def _validate(conf: NasSweeperConf) -> None:
     get_space(conf.space)
+    for name in ("in_channels", "resolution", "num_classes"):
+        require_positive(f"hydra.sweeper.data_shape.{name}", getattr(conf.data_shape, name), integer=True)
+    require_positive("hydra.sweeper.budget.mflops", conf.budget.mflops)
+    if conf.budget.mparams is not None:
+        require_positive("hydra.sweeper.budget.mparams", conf.budget.mparams)
     if len(conf.objectives) != len(conf.directions) or not conf.objectives:
         raise ConfigError("hydra.sweeper.directions", "give one direction (maximize|minimize) per objective")
     if any(d not in ("maximize", "minimize") for d in conf.directions):
@@ -83,7 +86,7 @@ def _check(conf: NasSweeperConf) -> None:
 
 def run_sweep(conf: NasSweeperConf, launcher: Any, config: DictConfig, arguments: list[str]) -> list[Sequence[JobReturn]]:
     """Sample, price, launch and tell until `n_trials` architectures were trained by the jobs."""
-    _check(conf)
+    _validate(conf)
     parser = OverridesParser.create()
     for override in parser.parse_overrides(arguments):
         if override.is_sweep_override():
@@ -215,7 +218,7 @@ class RungTrial:
         return getattr(self._trial, name)
 
 
-def typed(conf: Any) -> NasSweeperConf:
+def sweeper_settings(conf: Any) -> NasSweeperConf:
     """The sweeper's settings as the dataclass, from what Hydra passes the plugin."""
     merged = OmegaConf.merge(OmegaConf.structured(NasSweeperConf), {k: v for k, v in conf.items() if k != "_recursive_"})
     return OmegaConf.to_object(merged)  # type: ignore[return-value]

@@ -20,32 +20,23 @@ from search_spaces import Arch
 from .complexity import complexity
 from .config import NasConfig, check_device, check_folder
 from .data import Dataset, Split, load_data
-from .errors import ConfigError
+from .errors import ConfigError, require_positive
 from .model import build_model, check_size
 from .pareto import atomic_write, candidates, pareto_front
-from .proxy import ProxySettings, evaluate, pick_device, train_proxy
+from .proxy import ProxySettings, check_recipe, evaluate, pick_device, train_proxy
 
 __all__ = ["train_arch", "train_front", "train_full"]
 
 log = logging.getLogger(__name__)
 
 
-def _check(cfg: NasConfig) -> None:
-    train = cfg.train
-    for name in ("epochs", "batch_size"):
-        value = getattr(train, name)
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"train.{name}", f"{value!r} is not allowed (allowed: a positive integer)")
-    if train.max_train_images is not None and (not isinstance(train.max_train_images, int) or train.max_train_images < 1):
-        raise ConfigError("train.max_train_images",
-                          f"{train.max_train_images!r} is not allowed (allowed: a positive integer, or null for all)")
-    if train.top_k is not None and train.top_k < 1:
-        raise ConfigError("train.top_k", f"{train.top_k!r} is not allowed (allowed: a positive integer, or null for the whole front)")
-    if not train.lr > 0:
-        raise ConfigError("train.lr", f"{train.lr!r} is not allowed (allowed: a positive number)")
-    check_device("train.device", train.device)
-    if not cfg.limits.max_mparams > 0:
-        raise ConfigError("limits.max_mparams", f"{cfg.limits.max_mparams!r} is not allowed (allowed: a positive number)")
+def _validate(cfg: NasConfig) -> None:
+    """Raise `ConfigError` naming the first invalid field of what nas-train uses."""
+    check_recipe(cfg.train, "train")
+    if cfg.train.top_k is not None:
+        require_positive("train.top_k", cfg.train.top_k, integer=True)
+    check_device("train.device", cfg.train.device)
+    require_positive("limits.max_mparams", cfg.limits.max_mparams)
 
 
 def train_full(cfg: NasConfig, *, command: str = "") -> dict[str, Any]:
@@ -54,7 +45,7 @@ def train_full(cfg: NasConfig, *, command: str = "") -> dict[str, Any]:
     if not cfg.arch:
         raise ConfigError("arch", "name the architecture YAML: nas-train path/to/arch.yaml [overrides]")
     path = Path(cfg.arch)
-    _check(cfg)
+    _validate(cfg)
     arch = Arch.from_yaml(path)
     check_size(arch, cfg.limits.max_mparams)  # before the data is read: a typo must fail at once
     data = load_data(cfg.data)
@@ -73,13 +64,7 @@ def train_arch(arch: Arch, data: Dataset, cfg: NasConfig, *, command: str = "",
     torch.manual_seed(t.seed)
     model = build_model(arch, max_mparams=cfg.limits.max_mparams)
     full = Split(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.labels, data.val.labels]))
-    if t.max_train_images:
-        full = full.subset(t.max_train_images, t.seed)
-    settings = ProxySettings(
-        epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
-        label_smoothing=t.label_smoothing, schedule="onecycle", warmup=0.1, flip=d.flip, pad_crop=d.pad_crop,
-        seed=t.seed,
-    )
+    settings = ProxySettings.of(t, flip=d.flip, pad_crop=d.pad_crop, seed=t.seed)
 
     def on_epoch(m: Any) -> None:
         log.info("epoch %d/%d: loss %.4f (%.1fs)", m.epoch, t.epochs, m.train_loss, m.seconds)
@@ -97,7 +82,7 @@ def train_arch(arch: Arch, data: Dataset, cfg: NasConfig, *, command: str = "",
         "mmacs": round(cost.mmacs, 4),
         "mparams": round(cost.mparams, 5),
         "epochs": t.epochs,
-        "train_images": len(full),
+        "train_images": result.train_images,
         "train": asdict(t),
         "train_s": round(time.perf_counter() - started, 1),
         "img_s": round(result.img_s, 1),
@@ -121,7 +106,7 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
 
     from .report import export_models, open_finished_study
 
-    _check(cfg)
+    _validate(cfg)
     study = open_finished_study(cfg)
     front = sorted(pareto_front(candidates(study.get_trials(deepcopy=False))), key=lambda c: -c.val_acc)
     if not front:

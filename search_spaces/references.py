@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import math
 
+from .constraints import SMALL_INPUT
 from .spec import Arch, Head, SandglassStage, ShuffleStage, Stem, make_divisible
 
-__all__ = ["SMALL_INPUT", "mobilenext", "reference", "references", "shufflenet_v1"]
-
-#: Inputs at most this large get the small-image stem (stride 1, no pool).
-SMALL_INPUT = 64
+__all__ = ["mobilenext", "reference", "references", "shufflenet_v1"]
 
 SHUFFLENET_GROUPS = (1, 2, 3, 4, 8)
 SHUFFLENET_SCALES = ("0.25", "0.5", "1.0", "1.5", "2.0")

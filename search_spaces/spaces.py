@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .references import MOBILENEXT_STAGES, SHUFFLENET_STAGE2, SMALL_INPUT
+from .constraints import DataShape
+from .references import MOBILENEXT_STAGES, SHUFFLENET_STAGE2
 from .registry import SAMPLED_BLOCKS, StageSampling, get_block
 from .spec import Arch, SandglassStage, Stage, Stem, make_divisible
 
@@ -60,19 +61,6 @@ class Suggests(Protocol):
     ) -> float: ...
 
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """What a dataset fixes about every network: input channels, resolution, classes."""
-
-    in_channels: int
-    resolution: int
-    num_classes: int
-
-    @property
-    def small(self) -> bool:
-        return self.resolution <= SMALL_INPUT
 
 
 Usage = Callable[[Arch], float]  # the share of the budget an architecture uses (<= 1 fits)

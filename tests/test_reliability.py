@@ -4,6 +4,7 @@ and interrupted workers resumed to exactly n_trials, untrusted files refused."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -513,3 +514,27 @@ def test_resuming_with_another_proxy_is_refused_naming_the_field(make_cfg) -> No
     with pytest.raises(ConfigError, match=r"^data.pad_crop: 2 differs from the 1 that study 't' was searched with"):
         run_search(make_cfg("search.n_trials=2", "data.pad_crop=2"), progress=False)
     assert run_search(make_cfg("search.n_trials=2", "proxy.device=cpu"), progress=False).trained == 2
+
+
+@pytest.mark.parametrize("override, field", [
+    ("proxy.momentum=-0.5", "proxy.momentum"),
+    ("proxy.label_smoothing=1.0", "proxy.label_smoothing"),
+    ("proxy.max_train_images=0", "proxy.max_train_images"),
+    ("proxy.schedule=step", "proxy.schedule"),
+    ("train.schedule=step", "train.schedule"),
+    ("train.warmup=1.0", "train.warmup"),
+    ("train.train_fraction=0", "train.train_fraction"),
+    ("train.epochs=0", "train.epochs"),
+    ("train.top_k=0", "train.top_k"),
+])
+def test_the_proxy_and_nas_train_check_their_one_recipe_type_alike(make_cfg, override: str, field: str) -> None:
+    import nas.train
+    from nas.config import validate
+    from nas.data import DATASETS
+
+    cfg = make_cfg(override)
+    with pytest.raises(ConfigError, match=f"^{re.escape(field)}: "):
+        if field.startswith("proxy"):
+            validate(cfg, DATASETS)
+        else:
+            nas.train._validate(cfg)

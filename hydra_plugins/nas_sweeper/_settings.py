@@ -10,20 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-__all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "SweepHalvingConf"]
+from search_spaces.constraints import Budget, DataShape
 
-
-@dataclass
-class DataShapeConf:
-    in_channels: int = 3  # input channels of the user's data
-    resolution: int = 32  # input height = width, pixels
-    num_classes: int = 10
-
-
-@dataclass
-class SweepBudgetConf:
-    mflops: float = 20.0  # millions of multiply-adds per image
-    mparams: Optional[float] = None  # optional parameter cap, millions
+__all__ = ["NasSweeperConf", "SweepHalvingConf"]
 
 
 @dataclass
@@ -38,8 +27,8 @@ class NasSweeperConf:
     _target_: str = "hydra_plugins.nas_sweeper.nas_sweeper.NasSweeper"
     _recursive_: bool = False  # the sampler and pruner stay configs: jobs rebuild the pruner too
     space: str = "hybrid"  # shufflenet | mobilenext | hybrid
-    data_shape: DataShapeConf = field(default_factory=DataShapeConf)
-    budget: SweepBudgetConf = field(default_factory=SweepBudgetConf)
+    data_shape: DataShape = field(default_factory=DataShape)  # of the user's data
+    budget: Budget = field(default_factory=Budget)  # mflops: millions of multiply-adds; mparams: optional cap
     n_trials: int = 20  # architectures to train (pruned ones count; rejected and failed ones do not)
     n_jobs: int = 1  # architectures handed to the launcher at once
     objectives: list[str] = field(default_factory=lambda: ["val_acc"])  # names of the job's return values

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from ._settings import DataShapeConf, NasSweeperConf, SweepBudgetConf, SweepHalvingConf
+from ._settings import NasSweeperConf, SweepHalvingConf
 
-__all__ = ["DataShapeConf", "NasSweeperConf", "SweepBudgetConf", "SweepHalvingConf"]
+__all__ = ["NasSweeperConf", "SweepHalvingConf"]
 
 ConfigStore.instance().store(group="hydra/sweeper", name="nas", node=NasSweeperConf, provider="nas_sweeper")

@@ -26,7 +26,7 @@ class NasSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from nas.errors import report_user_errors
-        from nas.sweeper import run_sweep, typed
+        from nas.sweeper import run_sweep, sweeper_settings
 
         assert self.config is not None and self.launcher is not None
-        return report_user_errors(lambda: run_sweep(typed(self.settings), self.launcher, self.config, arguments))
+        return report_user_errors(lambda: run_sweep(sweeper_settings(self.settings), self.launcher, self.config, arguments))
