@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +17,10 @@ from search_spaces import Arch, reference, references
 
 from .complexity import Complexity, complexity
 from .errors import ConfigError, report_user_errors
+from .hydra_app import quiet_optuna, run_hydra_app
 
 __all__ = ["complexity_main", "dashboard_main", "export_main", "load_arch", "report_main", "report_user_errors",
            "search_main", "train_main"]
-
-
-def _conf_dir() -> Path:
-    """The Hydra configs: `nas/conf/` where the package was installed from a wheel (pyproject.toml
-    maps the repository's `conf/` to the package `nas.conf`), else `conf/` at the root of the
-    source checkout this package was imported from (an editable install, or the checkout itself)."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "conf", package.parent / "conf"):
-        if (candidate / "search.yaml").is_file():
-            return candidate
-    return package / "conf"  # not there: Hydra's error names this folder
-
-
-#: The project's Hydra configs (see `_conf_dir`).
-CONF_DIR = _conf_dir()
-
-
-def _terminate_as_interrupt() -> None:
-    """SIGTERM (a scheduler's stop, `kill`) ends the current trial like Ctrl-C does, and so does
-    SIGINT even where it was inherited as ignored: a non-interactive shell ignores it in the jobs
-    it starts with `&`, and Python then leaves it ignored, so `kill -INT` did nothing."""
-    import signal
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def load_arch(name_or_path: str, input_size: Sequence[int] | None = None) -> tuple[str, Arch]:
@@ -134,79 +106,6 @@ def complexity_main(argv: Sequence[str] | None = None) -> None:
     report_user_errors(run, verbose=args.verbose)
 
 
-# Hydra's own flags: with any of them Hydra handles the command line itself (help, multirun, ...).
-HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "--resolve", "-i", "--info",
-               "--version", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
-               "-cd", "--config-dir", "-p", "--package", "--experimental-rerun")
-
-
-def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
-    """Compose the config as Hydra will and turn a composition error (unknown choice or key, a
-    value of the wrong type) into one line and exit status 2, before Hydra prints its own."""
-    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args) or verbose:
-        return
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException, MissingConfigException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
-    except MissingConfigException as err:
-        group, _, choice = str(err.missing_cfg_file).rpartition("/")
-        options = [o for o in (err.options or []) if not o.endswith("_schema")]
-        message = f"{group or 'config'}: {choice!r} is not available (allowed: {', '.join(options)})"
-    except (HydraException, OmegaConfBaseException) as err:
-        cause = err.__cause__ if err.__cause__ is not None else err
-        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-        key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), "")
-        text = lines[0] if lines else type(err).__name__
-        message = f"{key}: {text}" if key else f"overrides: {text}"
-    else:
-        return
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def _quote_non_ascii(args: list[str]) -> list[str]:
-    """Hydra's override grammar reads unquoted values as ASCII only, though such a value (a folder
-    with accents, a study name) can only be a string: quote it, so that it is read as the string it
-    is and validated like any other value."""
-    quoted = []
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if sep and key.isascii() and not value.isascii() and not any(c in value for c in "'\"\\$[]{}(),"):
-            arg = f"{key}='{value}'"
-        quoted.append(arg)
-    return quoted
-
-
-def _hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
-    """Run `task(typed_config)` as a Hydra app over `conf/`, turning user errors into one line."""
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-
-    from .config import register_configs
-
-    verbose = "--verbose" in sys.argv
-    if verbose:
-        sys.argv.remove("--verbose")
-    register_configs()
-    _terminate_as_interrupt()
-    sys.argv[1:] = _quote_non_ascii(sys.argv[1:])
-    _check_overrides(config_name, sys.argv[1:], verbose or os.environ.get("HYDRA_FULL_ERROR") == "1")
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
-    def app(cfg: DictConfig) -> Any:
-        _quiet_optuna()  # again here: launchers may run the job in another process
-        settings = OmegaConf.to_object(cfg)
-        return report_user_errors(lambda: task(settings), verbose=verbose or settings.verbose)
-
-    app()
-
-
 def _print_table(front: Sequence[Any]) -> None:
     print(f"{'trial':>5} {'val_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
     for c in front:
@@ -236,7 +135,7 @@ def search_main() -> None:
     """`nas-search`: a budgeted search (Hydra app; see conf/search.yaml)."""
     from .study import run_search
 
-    _quiet_optuna()
+    quiet_optuna()
 
     def task(cfg: Any) -> float:
         from hydra.core.hydra_config import HydraConfig
@@ -251,7 +150,7 @@ def search_main() -> None:
             write_job_summary(result, cfg, Path(hydra_cfg.runtime.output_dir))
         return result.hypervolume
 
-    _hydra_app("search", task)
+    run_hydra_app("search", task)
 
 
 def train_main() -> None:
@@ -260,7 +159,7 @@ def train_main() -> None:
     command = " ".join(["nas-train", *sys.argv[1:]])
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
         sys.argv[1] = f"arch={sys.argv[1]}"
-    _quiet_optuna()
+    quiet_optuna()
 
     def task(cfg: Any) -> float:
         from .train import train_front, train_full
@@ -281,25 +180,12 @@ def train_main() -> None:
         )
         return float(metrics["test_acc"])
 
-    _hydra_app("search", task)
-
-
-def _quiet_optuna() -> None:
-    import warnings
-
-    import optuna
-
-    # Failed trials are logged by the search with their reason (and kept in the study); Optuna's
-    # own report of them adds a traceback per trial.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # Heartbeats, grouped TPE, metric names and artifacts are marked experimental; the warnings
-    # say nothing a user can act on.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    run_hydra_app("search", task)
 
 
 def report_main() -> None:
     """`nas-report study.name=...`: the front as a table, pareto.csv/png, export/, hypervolume."""
-    _quiet_optuna()
+    quiet_optuna()
 
     def task(cfg: Any) -> float:
         from .report import report_front
@@ -314,12 +200,12 @@ def report_main() -> None:
         print(f"written: {r.output_dir / 'pareto.csv'}, {r.output_dir / 'pareto.png'}, {r.output_dir / 'export'}/")
         return r.hypervolume
 
-    _hydra_app("search", task)
+    run_hydra_app("search", task)
 
 
 def export_main() -> None:
     """`nas-export study.name=...`: deployable folders (spec, weights, ONNX, card) for the front."""
-    _quiet_optuna()
+    quiet_optuna()
     command = " ".join(["nas-export", *sys.argv[1:]])
 
     def task(cfg: Any) -> int:
@@ -331,12 +217,12 @@ def export_main() -> None:
             print(f"{folder}: arch.yaml, model.onnx, metrics.json, README.md; {trained}")
         return len(folders)
 
-    _hydra_app("search", task)
+    run_hydra_app("search", task)
 
 
 def dashboard_main() -> None:
     """`nas-dashboard study.name=...`: optuna-dashboard on the study's storage and artifacts."""
-    _quiet_optuna()
+    quiet_optuna()
 
     def task(cfg: Any) -> None:
         try:
@@ -353,4 +239,4 @@ def dashboard_main() -> None:
         run_server(study._storage, host=cfg.dashboard.host, port=cfg.dashboard.port,
                    artifact_store=FileSystemArtifactStore(cfg.artifact_dir))
 
-    _hydra_app("search", task)
+    run_hydra_app("search", task)

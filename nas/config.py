@@ -6,7 +6,6 @@ The YAML files in `conf/` pick values; these schemas define fields, defaults and
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, field

@@ -37,7 +37,7 @@ def export_front(front: Sequence[Candidate], folder: Path) -> dict[int, str]:
     paths = {}
     for c in front:
         path = folder / f"trial_{c.trial:04d}.yaml"
-        arch = Arch.from_yaml(c.arch_yaml)  # validates what the study stored before writing it out
+        arch = c.arch  # validates what the study stored before writing it out
         header = f"# trial {c.trial}: val_acc {c.val_acc:.4f}, {c.mmacs:.3f} MMACs, {c.mparams:.4f} M params\n"
         atomic_write(path, header + arch.to_yaml())
         paths[c.trial] = str(path)

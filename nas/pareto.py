@@ -8,10 +8,13 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import Arch
 
 from .attrs import Status, TrialAttr
 
@@ -35,7 +38,12 @@ class Candidate:
     macs: int
     params: int
     genotype: str
-    arch_yaml: str
+    arch_yaml: str  # as the study stores it
+
+    @cached_property
+    def arch(self) -> Arch:
+        """The spec, parsed (and validated) once, on first use."""
+        return Arch.from_yaml(self.arch_yaml)
 
     @property
     def mmacs(self) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 import optuna
 
-from search_spaces import Arch, DataShape
+from search_spaces import DataShape
 
 from .attrs import StudyAttr
 from .config import NasConfig, check_folder, redact
@@ -105,7 +105,7 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
     # Every file is read and checked before any folder is written: a bad one stops the export whole.
     plans = []
     for c in front:
-        arch = Arch.from_yaml(c.arch_yaml)
+        arch = c.arch
         trained = Path(cfg.output_dir) / "export" / f"trial_{c.trial:04d}.pt"
         metrics_file = trained.with_suffix(".metrics.json")
         metrics: dict[str, Any] = {

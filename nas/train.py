@@ -132,7 +132,7 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
                    desc=f"{study.study_name}: training the front")
         with bar, logging_redirect_tqdm():
             for c, path in todo:
-                arch = Arch.from_yaml(c.arch_yaml)
+                arch = c.arch
                 _check_shape(arch, data, f"trial {c.trial}", cfg.data.name)
                 bar.set_postfix_str(f"trial {c.trial} ({c.mmacs:.2f} MMACs)")
                 model, metrics = train_arch(arch, data, cfg, command=command,

@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from nas.cli import CONF_DIR
+from nas.hydra_app import CONF_DIR
 from nas.config import NasConfig, register_configs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -11,7 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from nas.cli import CONF_DIR
+from nas.hydra_app import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
