@@ -86,3 +86,39 @@ def test_failing_jobs_are_recorded_and_bounded(tmp_path: Path) -> None:
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 2
     assert all(t.user_attrs["failure"].startswith("ConfigError: data.name: unknown dataset 'nothing'") for t in failed)
+
+
+@pytest.mark.parametrize("directions", [["maximize", "minimize"], ["maximize", "maximize", "minimize"]])
+def test_a_job_in_a_multi_objective_sweep_without_halving_can_report(tmp_path: Path, directions: list[str]) -> None:
+    """Optuna's `Trial.report` raises NotImplementedError with several objectives; the job's
+    handle takes the report and never asks to stop."""
+    from omegaconf import OmegaConf
+
+    from nas.sweeper import current_trial
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="multi", storage=storage, directions=directions)
+    trial = study.ask()
+    cfg = OmegaConf.create({"nas_trial": {"study": "multi", "storage": storage, "trial_id": trial._trial_id,
+                                          "pruner": None, "halving": None, "pareto": True}})
+    handle = current_trial(cfg)
+    for epoch in (1, 2):
+        handle.report(0.5, epoch)
+        assert not handle.should_prune()
+    assert handle.number == trial.number
+
+
+def test_a_job_in_a_single_objective_sweep_without_halving_gets_optunas_trial(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from nas.sweeper import current_trial
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="single", storage=storage, direction="maximize")
+    trial = study.ask()
+    cfg = OmegaConf.create({"nas_trial": {"study": "single", "storage": storage, "trial_id": trial._trial_id,
+                                          "pruner": None, "halving": None, "pareto": False}})
+    handle = current_trial(cfg)
+    assert isinstance(handle, optuna.Trial)
+    handle.report(0.5, 1)
+    assert study.trials[0].intermediate_values == {1: 0.5}
