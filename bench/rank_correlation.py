@@ -29,6 +29,7 @@ from rank_table import LINEAR, read_table  # noqa: E402
 
 BOOTSTRAP = 1000
 TOP_K = 5
+TSE = "-loss_sum:"  # prefix of a column's training-speed estimate
 
 
 def _tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,6 +67,8 @@ def collect(header: dict, rows: list[dict]) -> tuple[dict[str, np.ndarray], dict
     for name in header["columns"]:
         got = by_column.get(name, {})
         values[name] = np.array([got[i]["val_acc"] if i in got else np.nan for i in range(n)])
+        # Training-speed estimate (Ru et al. 2021): minus the sum of the run's training losses.
+        values[TSE + name] = np.array([-got[i]["loss_sum"] if i in got else np.nan for i in range(n)])
         seconds = [got[i]["seconds"] for i in got]
         linear = by_column.get(LINEAR + name, {}).get(-1)
         facts[name] = {"kind": "trained", "seconds": float(np.mean(seconds)) if seconds else math.nan,
@@ -90,9 +93,24 @@ def collect(header: dict, rows: list[dict]) -> tuple[dict[str, np.ndarray], dict
     return values, facts
 
 
+def replicates(header: dict, name: str) -> list[str]:
+    """`name` and the columns that repeat its recipe from another initialisation or draw of images
+    (scored on another number of validation images)."""
+    def core(recipe: dict) -> dict:
+        return {k: v for k, v in recipe.items() if k not in ("seed_offset", "init_offset", "val_images")}
+
+    return [n for n, r in header["columns"].items() if n == name or core(r) == core(header["columns"][name])]
+
+
 def report(header: dict, rows: list[dict], reference: str) -> str:
+    """`reference`: a column, or columns joined by '+' whose mean accuracy is the reference."""
     values, facts = collect(header, rows)
-    ref = values[reference]
+    ref_parts = reference.split("+")
+    unknown = [p for p in ref_parts if p not in header["columns"]]
+    if unknown:
+        raise SystemExit(f"--reference: no column {', '.join(unknown)} (columns: {', '.join(header['columns'])})")
+    # A missing row in any part leaves the architecture out (NaN).
+    ref = np.mean(np.stack([values[p] for p in ref_parts]), axis=0)
     rng = np.random.default_rng(0)
     today = next((c for c in header["columns"] if c.startswith("today")), None)
     today_s = facts[today]["seconds"] if today else math.nan
@@ -102,8 +120,9 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
         f"{header['budget_mflops']:g} MMACs, Fashion-MNIST 28x28; made by `{header['command']}` on "
         f"{header['date']}, commit {header['commit']}, torch {header['torch']}, {header['cpus']} CPUs, "
         f"{header['workers']} processes x {header['threads']} thread(s)).",
-        f"Reference: `{reference}` ({_recipe(header['columns'][reference], header['val_images'])}); its mean accuracy is {np.nanmean(ref):.4f} "
-        f"(a linear classifier with its recipe: {facts[reference]['linear']:.4f}).",
+        f"Reference: {' and '.join(f'`{p}`' for p in ref_parts)}{' (the mean of their accuracies)' if len(ref_parts) > 1 else ''} "
+        f"({_recipe(header['columns'][ref_parts[0]], header['val_images'])}); its mean accuracy is {np.nanmean(ref):.4f} "
+        f"(a linear classifier with its recipe: {facts[ref_parts[0]]['linear']:.4f}).",
         f"Kendall's tau-b and Spearman's rho against it, with 95% bootstrap intervals ({BOOTSTRAP} resamples "
         f"of the architectures); top-{TOP_K}: how many of the reference's best {TOP_K} the proxy's best "
         f"{TOP_K} hold; mean val_acc: of the architectures, beside a linear classifier on the pixels trained "
@@ -135,7 +154,8 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
         )
         return (name, f["kind"], int(ok.sum()), tau, rho, f["seconds"])
 
-    results = [r for name, v in values.items() if name != reference and (r := row(name, v, facts[name]))]
+    results = [r for name, v in values.items()
+               if name not in ref_parts and name in facts and (r := row(name, v, facts[name]))]
     # The best trained proxy at today's cost, combined with MACs and NASWOT by the same rank
     # aggregation (its cost is the proxy's plus the scores').
     best = _best_within_cost(results, today_s)
@@ -146,9 +166,12 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
             combined[np.isnan(values[best[0]])] = np.nan
             seconds = facts[best[0]]["seconds"] + (facts["naswot"]["seconds"] if "naswot" in parts else 0.0)
             results.append(row(name, combined, {"kind": "trained + aggregate", "seconds": seconds}))
+        # The same run's training losses, read instead of its validation accuracy.
+        results.append(row(TSE + best[0], values[TSE + best[0]],
+                           {"kind": "training speed", "seconds": facts[best[0]]["seconds"]}))
     lines += ["", "Recipes (peak lr, SGD Nesterov, one-cycle schedule, weight decay 5e-4):", ""]
     lines += [f"- `{name}`: {_recipe(recipe, header['val_images'])}" for name, recipe in header["columns"].items()]
-    lines += ["", *_convergence(values, facts, reference), "", *_choice(results, today, today_s)]
+    lines += ["", *_convergence(values, facts, ref_parts, ref, header), "", *_choice(results, today, today_s)]
     return "\n".join(lines) + "\n"
 
 
@@ -163,16 +186,20 @@ def _recipe(r: dict, val_images: int | None) -> str:
     return text
 
 
-def _convergence(values: dict[str, np.ndarray], facts: dict[str, dict], reference: str) -> list[str]:
-    """Does the reference's ranking still change? tau of each shorter or other reference, and of
-    the reference's own accuracy after each epoch, against its final ranking."""
-    ref = values[reference]
+def _convergence(values: dict[str, np.ndarray], facts: dict[str, dict], parts: list[str], ref: np.ndarray,
+                 header: dict) -> list[str]:
+    """Does the reference's ranking still change, and how much of it is noise? tau of each shorter
+    or other reference, and of the reference's own accuracy after each epoch, against its final
+    ranking; tau between the reference and its replicate, beside what the sampling of its
+    validation images alone would allow."""
+    reference = parts[0]
+    twins = replicates(header, reference)  # reported under its noise
     lines = ["Convergence of the reference:", ""]
     for name, f in facts.items():
-        if name != reference and name.startswith("ref") and f["kind"] == "trained":
+        if name not in parts and name not in twins and name.startswith("ref") and f["kind"] == "trained":
             ok = ~np.isnan(values[name]) & ~np.isnan(ref)
             if ok.sum() >= 5:
-                lines.append(f"- `{name}` vs `{reference}`: tau {_tau(values[name][ok], ref[ok]):.3f} "
+                lines.append(f"- `{name}` vs the reference: tau {_tau(values[name][ok], ref[ok]):.3f} "
                              f"over {ok.sum()} architectures (mean accuracy {np.mean(values[name][ok]):.4f} vs "
                              f"{np.mean(ref[ok]):.4f})")
     curves = facts[reference]["curves"]
@@ -184,6 +211,7 @@ def _convergence(values: dict[str, np.ndarray], facts: dict[str, dict], referenc
                      for e in range(epochs - 1)]
         lines.append(f"- `{reference}` after each epoch vs its end (one run, the schedule still decaying): "
                      + ", ".join(per_epoch))
+    lines += ["", *_reference_noise(values, header, reference)]
     lines += ["", "Reliability of the proxies (the same recipe twice, other images, order and augmentation):", ""]
     for name, f in facts.items():
         recipe = f.get("recipe") or {}
@@ -193,6 +221,31 @@ def _convergence(values: dict[str, np.ndarray], facts: dict[str, dict], referenc
                 ok = ~np.isnan(values[name]) & ~np.isnan(values[twin])
                 lines.append(f"- `{twin}` vs `{name}`: tau {_tau(values[twin][ok], values[name][ok]):.3f} "
                              f"over {ok.sum()} architectures")
+    return lines
+
+
+def _reference_noise(values: dict[str, np.ndarray], header: dict, reference: str) -> list[str]:
+    twins = [n for n in replicates(header, reference) if n != reference]
+    lines = ["Noise of the reference (the same recipe from another initialisation and draw of images):", ""]
+    rng = np.random.default_rng(0)
+    for twin in twins:
+        a, b = values[reference], values[twin]
+        ok = ~np.isnan(a) & ~np.isnan(b)
+        if ok.sum() < 5:
+            continue
+        lo, hi = _interval(a[ok], b[ok], _tau, rng)
+        lines.append(f"- `{reference}` vs `{twin}`: tau {_tau(a[ok], b[ok]):.3f} [{lo:.2f}, {hi:.2f}] over "
+                     f"{ok.sum()} architectures (mean accuracy {np.mean(a[ok]):.4f} vs {np.mean(b[ok]):.4f})")
+    # Binomial sampling of the validation images alone: two scorings of the same networks on
+    # independent validation sets of the reference's size.
+    acc = values[reference][~np.isnan(values[reference])]
+    n_val = header["columns"][reference].get("val_images") or header["val_images"]
+    if n_val and len(acc) >= 5:
+        se = np.sqrt(acc * (1 - acc) / n_val)
+        taus = [_tau(acc + rng.normal(0, se), acc + rng.normal(0, se)) for _ in range(BOOTSTRAP)]
+        lines.append(f"- validation sampling alone ({n_val} images; accuracies span "
+                     f"{acc.min():.3f}-{acc.max():.3f}, binomial standard error {np.mean(se):.4f}): two scorings "
+                     f"of the same networks would agree at tau {np.mean(taus):.3f} on average")
     return lines
 
 
@@ -219,7 +272,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="cpu")
     parser.add_argument("--table", type=Path, help="default: bench/results/rank_table_<size>.jsonl")
-    parser.add_argument("--reference", help="the column taken as truth (default: the table's first reference)")
+    parser.add_argument("--reference", help="the column taken as truth, or columns joined by '+' (their mean "
+                        "accuracy); default: the table's first reference and its replicates")
     parser.add_argument("--doc", type=Path, help="a Markdown file whose marked section is replaced")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -227,7 +281,8 @@ def main() -> None:
     header, rows = read_table(table)
     if header is None:
         raise SystemExit(f"{table}: no table (run bench/rank_table.py --size {args.size} first)")
-    reference = args.reference or next(c for c in header["columns"] if c.startswith("ref"))
+    # Default: the first reference, averaged with its replicates.
+    reference = args.reference or "+".join(replicates(header, next(c for c in header["columns"] if c.startswith("ref"))))
     text = report(header, rows, reference)
     text += (f"\nMade by `python bench/rank_correlation.py {' '.join(sys.argv[1:])}` "
              f"in {time.perf_counter() - started:.1f} s.\n")
