@@ -11,6 +11,7 @@ between `<!-- rank-correlation:begin -->` and `<!-- rank-correlation:end -->`.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -114,6 +115,12 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
     rng = np.random.default_rng(0)
     today = next((c for c in header["columns"] if c.startswith("today")), None)
     today_s = facts[today]["seconds"] if today else math.nan
+    # Cost as a ratio to today's proxy: measured alone by bench/proxy_cost.py where it was run (the
+    # table's own seconds were taken with other jobs sharing the machine).
+    measured_file = ROOT / "bench" / "results" / f"proxy_cost_{header['size']}.json"
+    measured = json.loads(measured_file.read_text())["cost_vs_baseline"] if measured_file.exists() else {}
+    for name, f in facts.items():
+        f["cost"] = measured.get(name, f["seconds"] / today_s if f["seconds"] > 0 else math.nan)
     lines = [
         f"Table: `bench/results/rank_table_{header['size']}.jsonl` ({len(header['archs'])} architectures of the "
         f"hybrid space, {min(values['MACs']):.2f}-{max(values['MACs']):.2f} MMACs, budget "
@@ -127,8 +134,10 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
         f"of the architectures); top-{TOP_K}: how many of the reference's best {TOP_K} the proxy's best "
         f"{TOP_K} hold; mean val_acc: of the architectures, beside a linear classifier on the pixels trained "
         "with the same recipe; images: training images seen per architecture (images x epochs); seconds: "
-        "mean wall time per architecture (training and validation, one thread; other jobs shared the "
-        "machine, so compare equal-work columns by images).",
+        "mean wall time per architecture in the table's run (training and validation, one thread; other "
+        "jobs shared the machine); cost vs today: "
+        + ("measured alone by `bench/proxy_cost.py` (`bench/results/proxy_cost_cpu.md`) where it was, "
+           "else from those seconds." if measured else "from those seconds."),
         "",
         "| proxy | kind | n | tau [95% CI] | rho [95% CI] | top-5 | mean val_acc | linear clf. | images "
         "| s / arch | cost vs today |",
@@ -146,32 +155,33 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
         linear = f"{f['linear']:.4f}" if math.isfinite(f.get("linear", math.nan)) else "-"
         recipe = f.get("recipe")
         images = f"{(recipe['images'] or 54000) * recipe['epochs']}" if recipe else "-"
-        cost = f"{f['seconds'] / today_s:.2f}x" if math.isfinite(today_s) and f["seconds"] > 0 else "-"
+        cost = f"{f['cost']:.2f}x" if math.isfinite(f["cost"]) else "-"
         lines.append(
             f"| `{name}` | {f['kind']} | {ok.sum()} | {tau:.3f} [{t_lo:.2f}, {t_hi:.2f}] | {rho:.3f} "
             f"[{r_lo:.2f}, {r_hi:.2f}] | {_top_overlap(s, r)} | {acc} | {linear} | {images} | "
             f"{f['seconds']:.2f} | {cost} |"
         )
-        return (name, f["kind"], int(ok.sum()), tau, rho, f["seconds"])
+        return (name, f["kind"], int(ok.sum()), tau, rho, f["cost"])
 
     results = [r for name, v in values.items()
                if name not in ref_parts and name in facts and (r := row(name, v, facts[name]))]
     # The best trained proxy at today's cost, combined with MACs and NASWOT by the same rank
     # aggregation (its cost is the proxy's plus the scores').
-    best = _best_within_cost(results, today_s)
+    best = _best_within_cost(results)
     if best:
         for parts in ((best[0], "MACs"), (best[0], "naswot", "MACs")):
             name = f"agg({', '.join(parts)})"
             combined = rank_aggregate({p: values[p] for p in parts})
             combined[np.isnan(values[best[0]])] = np.nan
             seconds = facts[best[0]]["seconds"] + (facts["naswot"]["seconds"] if "naswot" in parts else 0.0)
-            results.append(row(name, combined, {"kind": "trained + aggregate", "seconds": seconds}))
+            cost = best[5] + (facts["naswot"]["seconds"] / today_s if "naswot" in parts else 0.0)
+            results.append(row(name, combined, {"kind": "trained + aggregate", "seconds": seconds, "cost": cost}))
         # The same run's training losses, read instead of its validation accuracy.
         results.append(row(TSE + best[0], values[TSE + best[0]],
-                           {"kind": "training speed", "seconds": facts[best[0]]["seconds"]}))
+                           {"kind": "training speed", "seconds": facts[best[0]]["seconds"], "cost": best[5]}))
     lines += ["", "Recipes (peak lr, SGD Nesterov, one-cycle schedule, weight decay 5e-4):", ""]
     lines += [f"- `{name}`: {_recipe(recipe, header['val_images'])}" for name, recipe in header["columns"].items()]
-    lines += ["", *_convergence(values, facts, ref_parts, ref, header), "", *_choice(results, today, today_s)]
+    lines += ["", *_convergence(values, facts, ref_parts, ref, header), "", *_choice(results, today)]
     return "\n".join(lines) + "\n"
 
 
@@ -249,20 +259,20 @@ def _reference_noise(values: dict[str, np.ndarray], header: dict, reference: str
     return lines
 
 
-def _best_within_cost(results: list[tuple], today_s: float) -> tuple | None:
+def _best_within_cost(results: list[tuple]) -> tuple | None:
     """The trained variant with the best tau at no more cost than today's proxy."""
     trained = [r for r in results if r[1] == "trained" and not r[0].startswith("ref")]
-    within = [r for r in trained if r[5] <= 1.05 * today_s]  # 5%: timing noise between equal-work runs
+    within = [r for r in trained if r[5] <= 1.05]  # 5%: timing noise between equal-work runs
     return max(within, key=lambda r: (round(r[3], 3), -r[5])) if within else None
 
 
-def _choice(results: list[tuple], today: str | None, today_s: float) -> list[str]:
-    best = _best_within_cost(results, today_s)
+def _choice(results: list[tuple], today: str | None) -> list[str]:
+    best = _best_within_cost(results)
     if not best:
         return []
     best_zc = max((r for r in results if r[1].startswith("zero-cost")), key=lambda r: r[3], default=None)
     macs = next((r for r in results if r[0] == "MACs"), None)
-    lines = [f"Best tau at no more cost than `{today}`: `{best[0]}` (tau {best[3]:.3f}, {best[5]:.2f} s / arch)."]
+    lines = [f"Best tau at no more cost than `{today}`: `{best[0]}` (tau {best[3]:.3f}, {best[5]:.2f}x its cost)."]
     if best_zc and macs:
         lines.append(f"Best zero-cost score: `{best_zc[0]}` (tau {best_zc[3]:.3f}); MACs alone: tau {macs[3]:.3f}.")
     return lines

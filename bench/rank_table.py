@@ -87,6 +87,8 @@ SIZES = {
             "b64_lr0.4_same_v6000": Recipe(5000, 1, 64, 0.4, val_images=6000, same_images=True),
             "b32_lr0.2": Recipe(5000, 1, 32, 0.2, val_images=1000),  # twice the steps of b64
             "b32_lr0.4": Recipe(5000, 1, 32, 0.4, val_images=1000),
+            "b32_lr0.4_n2500": Recipe(2500, 1, 32, 0.4, val_images=1000),  # b64_lr0.4's steps
+            "b16_lr0.4_n2500": Recipe(2500, 1, 16, 0.4, val_images=1000),
         },
     ),
     "full": Size(
