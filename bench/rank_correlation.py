@@ -53,6 +53,15 @@ def _interval(score: np.ndarray, ref: np.ndarray, stat, rng: np.random.Generator
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
+def _partial_tau(score: np.ndarray, ref: np.ndarray, macs: np.ndarray) -> float:
+    """Kendall's partial tau of score and reference with MACs held fixed (Kendall 1942): how well a
+    score ranks architectures of equal MACs, which is what the Pareto mode asks of the proxy (MACs
+    are its other objective)."""
+    xy, xz, yz = _tau(score, ref), _tau(score, macs), _tau(ref, macs)
+    denominator = math.sqrt(max(0.0, (1 - xz**2) * (1 - yz**2)))
+    return (xy - xz * yz) / denominator if denominator > 0 else math.nan
+
+
 def _top_overlap(score: np.ndarray, ref: np.ndarray, k: int = TOP_K) -> int:
     return len(set(np.argsort(-score, kind="stable")[:k]) & set(np.argsort(-ref, kind="stable")[:k]))
 
@@ -132,16 +141,17 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
         f"(a linear classifier with its recipe: {facts[ref_parts[0]]['linear']:.4f}).",
         f"Kendall's tau-b and Spearman's rho against it, with 95% bootstrap intervals ({BOOTSTRAP} resamples "
         f"of the architectures); top-{TOP_K}: how many of the reference's best {TOP_K} the proxy's best "
-        f"{TOP_K} hold; mean val_acc: of the architectures, beside a linear classifier on the pixels trained "
+        f"{TOP_K} hold; tau at equal MACs: Kendall's partial tau with MACs held fixed, how well the proxy "
+        "ranks networks of equal cost (what the Pareto mode needs of it); mean val_acc: of the architectures, beside a linear classifier on the pixels trained "
         "with the same recipe; images: training images seen per architecture (images x epochs); seconds: "
         "mean wall time per architecture in the table's run (training and validation, one thread; other "
         "jobs shared the machine); cost vs today: "
         + ("measured alone by `bench/proxy_cost.py` (`bench/results/proxy_cost_cpu.md`) where it was, "
            "else from those seconds." if measured else "from those seconds."),
         "",
-        "| proxy | kind | n | tau [95% CI] | rho [95% CI] | top-5 | mean val_acc | linear clf. | images "
-        "| s / arch | cost vs today |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| proxy | kind | n | tau [95% CI] | tau at equal MACs | rho [95% CI] | top-5 | mean val_acc | linear clf. "
+        "| images | s / arch | cost vs today |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     def row(name: str, v: np.ndarray, f: dict) -> tuple | None:
         ok = ~np.isnan(v) & ~np.isnan(ref)
@@ -149,6 +159,7 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
             return None
         s, r = v[ok], ref[ok]
         tau, rho = _tau(s, r), _rho(s, r)
+        partial = _partial_tau(s, r, values["MACs"][ok]) if name != "MACs" else math.nan
         t_lo, t_hi = _interval(s, r, _tau, rng)
         r_lo, r_hi = _interval(s, r, _rho, rng)
         acc = f"{np.mean(s):.4f}" if f["kind"] == "trained" else "-"
@@ -157,7 +168,8 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
         images = f"{(recipe['images'] or 54000) * recipe['epochs']}" if recipe else "-"
         cost = f"{f['cost']:.2f}x" if math.isfinite(f["cost"]) else "-"
         lines.append(
-            f"| `{name}` | {f['kind']} | {ok.sum()} | {tau:.3f} [{t_lo:.2f}, {t_hi:.2f}] | {rho:.3f} "
+            f"| `{name}` | {f['kind']} | {ok.sum()} | {tau:.3f} [{t_lo:.2f}, {t_hi:.2f}] | "
+            f"{'-' if math.isnan(partial) else f'{partial:.3f}'} | {rho:.3f} "
             f"[{r_lo:.2f}, {r_hi:.2f}] | {_top_overlap(s, r)} | {acc} | {linear} | {images} | "
             f"{f['seconds']:.2f} | {cost} |"
         )

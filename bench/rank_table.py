@@ -96,7 +96,8 @@ SIZES = {
         archs=60,
         val_images=None,
         reference={"ref_e15": _reference(None, 15), "ref_e8": _reference(None, 8),
-                   "ref_nastrain_e15": _reference(None, 15, batch_size=128, lr=0.1)},
+                   "ref_nastrain_e15": _reference(None, 15, batch_size=128, lr=0.1),
+                   "ref_e15_rep": _reference(None, 15, seed_offset=1000, init_offset=1000)},
         variants={
             "today_b128_lr0.1": Recipe(None, 1, 128, 0.1),
             "b256_lr0.2": Recipe(None, 1, 256, 0.2),

@@ -69,11 +69,11 @@ class LimitsConfig:
 class OnCpuConfig:
     """A lighter proxy used when no GPU is found, so that a search on a laptop ends in minutes.
     Its batch and learning rate were chosen by measurement at this size (docs/proxy-quality.md):
-    the proxy's 78 steps need a higher rate than a GPU epoch's hundreds."""
+    the proxy's 156 steps need a higher rate than a GPU epoch's hundreds."""
 
     max_train_images: int = 5000  # training images per candidate (drawn once per trial)
     max_val_images: int = 1000  # validation images scored per candidate
-    batch_size: Optional[int] = 64  # null: proxy.batch_size
+    batch_size: Optional[int] = 32  # null: proxy.batch_size
     lr: Optional[float] = 0.4  # peak learning rate; null: proxy.lr
 
 

@@ -222,8 +222,8 @@ def test_trained_trials_carry_zero_cost_scores_and_rejected_ones_do_not(make_cfg
 def test_cpu_proxy_takes_its_own_batch_and_learning_rate() -> None:
     cfg = compose_config(["study.name=t"])
     cpu, _, note = proxy_settings(cfg, torch.device("cpu"), seed=0)
-    assert (cpu.batch_size, cpu.lr, cpu.max_train_images) == (64, 0.4, 5000)
-    assert "batch 64, lr 0.4" in note
+    assert (cpu.batch_size, cpu.lr, cpu.max_train_images) == (32, 0.4, 5000)
+    assert "batch 32, lr 0.4" in note
     gpu, _, _ = proxy_settings(cfg, torch.device("cuda"), seed=0)
     assert (gpu.batch_size, gpu.lr, gpu.max_train_images) == (128, 0.1, None)
     full = compose_config(["study.name=t", "proxy.on_cpu=null"])
