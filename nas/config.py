@@ -6,7 +6,6 @@ The YAML files in `conf/` pick values; these schemas define fields, defaults and
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ from omegaconf import MISSING
 
 from search_spaces import SPACES, Budget
 
-from .errors import ConfigError, require_fraction, require_positive
+from .checks import check_device, check_folder, redact, require_fraction, require_positive
+from .errors import ConfigError
 from .model import MAX_MPARAMS
 from .proxy import Recipe, check_recipe
 
@@ -34,8 +34,6 @@ __all__ = [
     "StorageConfig",
     "StudyConfig",
     "TrainConfig",
-    "check_device",
-    "check_folder",
     "register_configs",
     "validate",
 ]
@@ -265,37 +263,6 @@ def validate(cfg: NasConfig, datasets: Any) -> None:
         raise ConfigError("sampler", "needs a _target_ (choose one with sampler=tpe|nsgaii|random)")
 
 
-def check_folder(field: str, path: str | Path) -> None:
-    """A folder a run creates or writes in: refuse a file in its place or in its path, and a folder
-    this user cannot write in, before anything is written."""
-    path = Path(path).expanduser()
-    for part in (path, *path.parents):
-        if not part.exists():
-            continue
-        if not part.is_dir():
-            where = "" if part == path else f" ({part} is a file)"
-            raise ConfigError(field, f"{path} is not a folder{where} (allowed: a folder, or a path that does not exist yet)")
-        if not os.access(part, os.W_OK | os.X_OK):
-            raise ConfigError(field, f"cannot write in {part}: permission denied")
-        return
-
-
-def check_device(field: str, name: str) -> None:
-    """Refuse a device name torch does not know, or a CUDA device this machine does not have, before
-    anything is written (otherwise every trial fails on it)."""
-    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
-        raise ConfigError(field, f"{name!r} is not allowed (allowed: auto, cpu, cuda, cuda:N)")
-    if not name.startswith("cuda"):
-        return
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if int(name.partition(":")[2] or 0) >= count:
-        have = "no CUDA device" if count == 0 else f"{count} CUDA device{'s' if count > 1 else ''}"
-        allowed = "auto, cpu" + ("" if count == 0 else f", cuda, cuda:0..cuda:{count - 1}")
-        raise ConfigError(field, f"{name!r} is not available: this machine has {have} (allowed here: {allowed})")
-
-
 def _validate_storage(storage: StorageConfig) -> None:
     if storage.kind == "rdb":
         url = storage.url or ""
@@ -314,8 +281,3 @@ def _validate_storage(storage: StorageConfig) -> None:
     else:
         raise ConfigError("storage.kind", f"{storage.kind!r} is not allowed (allowed: rdb, journal)")
     require_positive("storage.heartbeat_s", storage.heartbeat_s, integer=True)
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

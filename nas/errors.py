@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -10,8 +9,7 @@ from typing import Any
 
 from search_spaces import ArchError
 
-__all__ = ["ArchError", "ConfigError", "DataError", "SearchAborted", "USER_ERRORS", "require_fraction",
-           "require_positive", "report_user_errors"]
+__all__ = ["ArchError", "ConfigError", "DataError", "SearchAborted", "USER_ERRORS", "report_user_errors"]
 
 
 class ConfigError(ValueError):
@@ -20,22 +18,6 @@ class ConfigError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-
-
-def require_positive(field: str, value: Any, *, integer: bool = False) -> None:
-    """Raise `ConfigError` unless `value` is a positive (integer) number."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not number or value <= 0 or (integer and int(value) != value):
-        kind = "a positive integer" if integer else "a positive number"
-        raise ConfigError(field, f"{value!r} is not allowed (allowed: {kind})")
-
-
-def require_fraction(field: str, value: Any, *, closed: bool = True) -> None:
-    """Raise `ConfigError` unless 0 < value <= 1 (< 1 when not `closed`)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (number and value > 0.0 and (value <= 1.0 if closed else value < 1.0)):
-        bound = "<=" if closed else "<"
-        raise ConfigError(field, f"{value!r} is out of range (allowed: 0 < {field.split('.')[-1]} {bound} 1)")
 
 
 class DataError(RuntimeError):

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Split
-from .errors import ConfigError, require_fraction, require_positive
+from .checks import require_fraction, require_positive
+from .errors import ConfigError
 
 __all__ = ["EpochMetrics", "ProxySettings", "Recipe", "TrainingDiverged", "TrainResult", "check_recipe", "evaluate",
            "pick_device", "train_proxy"]

@@ -14,7 +14,8 @@ import optuna
 from search_spaces import DataShape
 
 from .attrs import StudyAttr
-from .config import NasConfig, check_folder, redact
+from .checks import check_folder, redact
+from .config import NasConfig
 from .errors import ConfigError, DataError
 from .export import export_model, load_weights
 from .model import build_model

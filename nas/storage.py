@@ -14,7 +14,8 @@ import optuna
 from search_spaces import DataShape
 
 from .attrs import StudyAttr
-from .config import NasConfig, redact
+from .checks import redact
+from .config import NasConfig
 from .errors import ConfigError
 
 __all__ = ["artifact_store", "make_storage", "open_study", "proxy_identity", "upload_text"]

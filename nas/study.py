@@ -23,7 +23,8 @@ from search_spaces import Space, get_space
 
 from .attrs import Status, StudyAttr, TrialAttr, zero_cost_attr
 from .budget import Budget, probe_budget
-from .config import NasConfig, redact, validate
+from .checks import redact
+from .config import NasConfig, validate
 from .data import DATASETS, Dataset, Split, load_data
 from .errors import SearchAborted
 from .halving import Halving, record_and_decide

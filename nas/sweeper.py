@@ -29,8 +29,8 @@ from hydra_plugins.nas_sweeper.config import NasSweeperConf, SweepHalvingConf
 from search_spaces import Budget, DataShape, get_space
 
 from .attrs import StudyAttr, TrialAttr
-from .config import redact
-from .errors import ConfigError, SearchAborted, require_positive
+from .checks import redact, require_positive
+from .errors import ConfigError, SearchAborted
 from .halving import Halving, record_and_decide
 from .outputs import write_outputs
 from .storage import artifact_store, upload_text

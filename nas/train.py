@@ -18,9 +18,10 @@ import torch
 from search_spaces import Arch
 
 from .complexity import complexity
-from .config import NasConfig, check_device, check_folder
+from .checks import check_device, check_folder, require_positive
+from .config import NasConfig
 from .data import Dataset, Split, load_data
-from .errors import ConfigError, require_positive
+from .errors import ConfigError
 from .model import build_model, check_size
 from .pareto import atomic_write, candidates, pareto_front
 from .proxy import ProxySettings, check_recipe, evaluate, pick_device, train_proxy

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 import nas.proxy
 import nas.storage
 import nas.study
-from nas.config import redact
+from nas.checks import redact
 from nas.errors import ConfigError, SearchAborted
 from nas.model import MAX_MPARAMS
 from nas.pareto import atomic_write
