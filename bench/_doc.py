@@ -1,4 +1,5 @@
-"""Writing a generated section into a hand-written Markdown file."""
+"""Writing a bench script's result: its file under bench/results/, and a generated section of a
+hand-written Markdown file."""
 
 from __future__ import annotations
 
@@ -13,3 +14,12 @@ def replace_section(path: Path, name: str, text: str) -> None:
         raise SystemExit(f"{path}: needs the markers {begin} and {end}")
     head, rest = doc.split(begin, 1)
     path.write_text(f"{head}{begin}\n{text}{end}{rest.split(end, 1)[1]}")
+
+
+def publish(text: str, result: str, title: str, doc: Path | None, section: str) -> None:
+    """Write `text` as bench/results/`result` under a `title` heading, print it, and with `doc`
+    replace that file's `section` with it."""
+    (Path(__file__).resolve().parent / "results" / result).write_text(f"# {title}\n\n{text}")
+    print(text)
+    if doc:
+        replace_section(doc, section, text)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _doc import replace_section  # noqa: E402
+from _doc import publish  # noqa: E402
 from rank_table import SIZES, read_table  # noqa: E402
 
 BASELINE = "today_b128_lr0.1"
@@ -45,7 +45,7 @@ def main() -> None:
 
     from nas.data import load_dataset
     from nas.model import build_model
-    from nas.proxy import ProxySettings, train_proxy
+    from nas.proxy import train_proxy
     from search_spaces import Arch
 
     torch.set_num_threads(1)
@@ -72,11 +72,9 @@ def main() -> None:
             for index, arch in archs:
                 torch.manual_seed(10_000 + index)
                 model = build_model(arch)
-                settings = ProxySettings(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
-                                         label_smoothing=r.label_smoothing, warmup=r.warmup, max_train_images=r.images,
-                                         seed=index + r.seed_offset)
                 t0 = time.perf_counter()
-                result = train_proxy(model, data.train, val, settings, mean=data.mean, std=data.std, device="cpu")
+                result = train_proxy(model, data.train, val, r.settings(index + r.seed_offset), mean=data.mean,
+                                     std=data.std, device="cpu")
                 seconds[name].append(time.perf_counter() - t0)
                 setup[name].append(result.setup_s)
             print(f"repeat {repeat + 1}/{args.repeats} {name}: {statistics.median(seconds[name]):.2f} s / arch",
@@ -102,11 +100,7 @@ def main() -> None:
     (ROOT / "bench" / "results" / "proxy_cost_cpu.json").write_text(json.dumps(
         {"baseline": BASELINE, "cost_vs_baseline": ratios, "command": " ".join(["python", "bench/proxy_cost.py", *sys.argv[1:]]),
          "date": time.strftime("%Y-%m-%d")}, indent=1) + "\n")
-    out = ROOT / "bench" / "results" / "proxy_cost_cpu.md"
-    out.write_text(f"# Proxy cost (CPU)\n\n{text}")
-    print(text)
-    if args.doc:
-        replace_section(args.doc, "proxy-cost", text)
+    publish(text, "proxy_cost_cpu.md", "Proxy cost (CPU)", args.doc, "proxy-cost")
 
 
 if __name__ == "__main__":

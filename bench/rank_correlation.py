@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from nas.zero_cost import rank_aggregate  # noqa: E402
-from _doc import replace_section  # noqa: E402
+from _doc import publish  # noqa: E402
 from rank_table import LINEAR, read_table  # noqa: E402
 
 BOOTSTRAP = 1000
@@ -308,11 +308,8 @@ def main() -> None:
     text = report(header, rows, reference)
     text += (f"\nMade by `python bench/rank_correlation.py {' '.join(sys.argv[1:])}` "
              f"in {time.perf_counter() - started:.1f} s.\n")
-    out = ROOT / "bench" / "results" / f"rank_correlation_{header['size']}.md"
-    out.write_text(f"# Proxy rank correlation ({header['size']} size)\n\n{text}")
-    print(text)
-    if args.doc:
-        replace_section(args.doc, "rank-correlation", text)
+    publish(text, f"rank_correlation_{header['size']}.md", f"Proxy rank correlation ({header['size']} size)", args.doc,
+            "rank-correlation")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,14 @@ class Recipe:
     seed_offset: int = 0  # another draw of images, order and augmentation (test-retest)
     init_offset: int = 0  # another initialisation of each architecture (test-retest of a reference)
 
+    def settings(self, seed: int):  # -> nas.proxy.ProxySettings (imported where torch is wanted)
+        """The trainer's settings for one run of this recipe, drawing images and order with `seed`."""
+        from nas.proxy import ProxySettings
+
+        return ProxySettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                             weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                             warmup=self.warmup, max_train_images=self.images, seed=seed)
+
 
 @dataclass(frozen=True)
 class Size:
@@ -166,7 +174,7 @@ def _run_task(task: dict) -> dict:
     import torch
 
     from nas.model import build_model
-    from nas.proxy import ProxySettings, train_proxy
+    from nas.proxy import train_proxy
     from nas.zero_cost import zero_cost_scores
     from search_spaces import Arch
 
@@ -187,13 +195,9 @@ def _run_task(task: dict) -> dict:
         row.update(zero_cost_scores(model, data.train, mean=data.mean, std=data.std, seed=index))
     else:
         reference = task["column"].removeprefix(LINEAR).startswith("ref")
-        settings = ProxySettings(
-            epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, weight_decay=r.weight_decay,
-            label_smoothing=r.label_smoothing, warmup=r.warmup, max_train_images=r.images,
-            # The reference draws the same images for every architecture; a proxy draws its own
-            # per trial, as in a search, unless the recipe says otherwise.
-            seed=r.seed_offset if reference or r.same_images else index + r.seed_offset,
-        )
+        # The reference draws the same images for every architecture; a proxy draws its own per
+        # trial, as in a search, unless the recipe says otherwise.
+        settings = r.settings(r.seed_offset if reference or r.same_images else index + r.seed_offset)
         result = train_proxy(model, data.train, val, settings, mean=data.mean, std=data.std, device=task["device"])
         row.update(val_acc=result.val_acc, train_s=round(result.train_s, 3), img_s=round(result.img_s, 1),
                    curve=[round(m.val_acc, 4) for m in result.history], loss_sum=round(result.loss_sum, 4),

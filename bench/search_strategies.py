@@ -56,7 +56,8 @@ class Size:
 
 
 SIZES = {
-    # The CPU proxy's recipe (one epoch, batch 64, lr 0.4) on 2,000 training and 500 validation
+    # The CPU proxy's recipe of 2026-11-24 (one epoch, batch 64, lr 0.4; the default is batch 32
+    # since) on 2,000 training and 500 validation
     # images (of its 5,000 and 1,000) under a small budget, so that the 45 searches take about an
     # hour on two cores. NSGA-II's first generation (population 20, conf/sampler/nsgaii.yaml) is
     # random sampling of its own, so at this size it measures one more random sampler.

@@ -32,8 +32,8 @@ from .model import build_model
 from .outputs import SearchResult, write_outputs
 from .pareto import atomic_write, candidates, hypervolume
 from .proxy import EpochMetrics, ProxySettings, pick_device, train_proxy
-from .storage import artifact_store, make_storage, open_study, upload_text
-from .trials import (RejectionLimit, Withdrawn, admit, fail_dead_trials, rejected_values, sample_and_price,
+from .storage import artifact_store, make_storage, open_study
+from .trials import (RejectionLimit, Withdrawn, admit, fail_dead_trials, record_arch, rejected_values, sample_and_price,
                      this_process, trial_counts)
 from .zero_cost import zero_cost_scores
 
@@ -84,8 +84,7 @@ class _Objective:
             return rejected_values(cost, ["maximize"], self.pareto)
 
         admit(self.study, trial, self.cfg.search.n_trials)
-        trial.set_user_attr(TrialAttr.ARCH_YAML, arch.to_yaml())
-        upload_text(self.artifacts, trial, f"trial_{trial.number:04d}.yaml", arch.to_yaml(), "application/yaml")
+        record_arch(trial, arch, self.artifacts)
         seed = self.cfg.search.seed * 1_000_003 + trial.number
         torch.manual_seed(seed)
         model = None

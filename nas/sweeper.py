@@ -33,8 +33,8 @@ from .checks import redact, require_positive
 from .errors import ConfigError, SearchAborted
 from .halving import Halving, record_and_decide
 from .outputs import write_outputs
-from .storage import artifact_store, upload_text
-from .trials import RejectionLimit, Withdrawn, admit, rejected_values, sample_and_price, trial_counts
+from .storage import artifact_store
+from .trials import RejectionLimit, Withdrawn, admit, record_arch, rejected_values, sample_and_price, trial_counts
 
 __all__ = ["NasSweeperConf", "RungTrial", "SweepHalvingConf", "current_trial", "run_sweep", "sweeper_settings"]
 
@@ -127,8 +127,7 @@ def run_sweep(conf: NasSweeperConf, launcher: Any, config: DictConfig, arguments
                 study.tell(trial, state=TrialState.FAIL)
                 log.info("trial %d withdrawn: %s", trial.number, err)
                 break
-            trial.set_user_attr(TrialAttr.ARCH_YAML, arch.to_yaml())
-            upload_text(store, trial, f"trial_{trial.number:04d}.yaml", arch.to_yaml(), "application/yaml")
+            record_arch(trial, arch, store)
             handle = {"study": conf.study_name, "storage": storage, "number": trial.number,
                       "trial_id": trial._trial_id, "pruner": conf.pruner,  # noqa: SLF001 (Trial has no public id)
                       "halving": None if conf.halving is None else OmegaConf.to_container(OmegaConf.structured(conf.halving)),

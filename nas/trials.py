@@ -22,9 +22,10 @@ from .attrs import Status, TrialAttr
 from .budget import Budget, budget_usage
 from .complexity import Complexity, complexity
 from .errors import ConfigError
+from .storage import upload_text
 
-__all__ = ["RejectionLimit", "Withdrawn", "admit", "fail_dead_trials", "rejected_values", "sample_and_price", "this_process",
-           "trial_counts"]
+__all__ = ["RejectionLimit", "Withdrawn", "admit", "fail_dead_trials", "record_arch", "rejected_values",
+           "sample_and_price", "this_process", "trial_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,12 @@ def admit(study: optuna.Study, trial: optuna.Trial, n_trials: int, wait_s: float
         raise Withdrawn(f"{taken} earlier trials already hold the study's {n_trials} training slots")
 
 
+def record_arch(trial: optuna.Trial, arch: Arch, store: Any) -> None:
+    """An admitted trial's spec: as a user attribute (what the outputs rebuild it from) and as an
+    artifact (`trial_NNNN.yaml`, downloadable from the dashboard)."""
+    text = arch.to_yaml()
+    trial.set_user_attr(TrialAttr.ARCH_YAML, text)
+    upload_text(store, trial, f"trial_{trial.number:04d}.yaml", text, "application/yaml")
 
 
 def _start_ticks(pid: int) -> int | None:
