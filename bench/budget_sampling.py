@@ -2,23 +2,20 @@
 
     python bench/budget_sampling.py        # writes bench/results/budget_sampling.md (a few seconds)
 
-Seeded uniform draws (`nas.budget.RandomSuggests`, as the budget probe draws them) of each default
+Seeded uniform draws (`nas.search.RandomSuggests`, as the budget probe draws them) of each default
 space at Fashion-MNIST's input (1x28x28, 10 classes), priced by `nas.complexity`.
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from nas.complexity import complexity
+from nas.search import RandomSuggests, budget_usage
+from search_spaces import Budget, DataShape, get_space
 
-from nas.complexity import complexity  # noqa: E402
-from nas.budget import Budget, RandomSuggests, budget_usage  # noqa: E402
-from search_spaces import DataShape, get_space  # noqa: E402
+from _harness import RESULTS
 
 SAMPLES, SEED = 1000, 0
 BUDGETS = (5.0, 20.0, 80.0)
@@ -49,7 +46,7 @@ def main() -> None:
                 f"| {statistics.median(aware):.2f} | {ms:.1f} |"
             )
     text = "\n".join(lines) + "\n"
-    (ROOT / "bench" / "results" / "budget_sampling.md").write_text(text)
+    (RESULTS / "budget_sampling.md").write_text(text)
     print(text)
 
 

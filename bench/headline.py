@@ -24,22 +24,15 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _doc import replace_section  # noqa: E402
+from _harness import ROOT, Size, add_size_argument, replace_section, run_command
 
 
 @dataclass(frozen=True)
-class Size:
-    budget_mflops: float
+class HeadlineSize(Size):
     n_trials: int
     top_k: int
     search: tuple[str, ...]  # overrides of both searches
@@ -51,30 +44,21 @@ SIZES = {
     # references trained for 3 epochs on 20,000 of the 60,000 training images, with the batch and
     # peak lr that trained short runs best in the proxy study (docs/proxy-quality.md): about 20
     # minutes on 2 cores.
-    "cpu": Size(5.0, 20, 4, (), ("train.epochs=3", "train.max_train_images=20000", "train.batch_size=64",
-                                 "train.lr=0.4")),
+    "cpu": HeadlineSize(5.0, 20, 4, (), ("train.epochs=3", "train.max_train_images=20000",
+                                         "train.batch_size=64", "train.lr=0.4")),
     # The full proxy and recipe on a GPU (not yet run: no device in the sessions so far).
-    "gpu": Size(40.0, 50, 5, (), ("train.epochs=30",)),
+    "gpu": HeadlineSize(40.0, 50, 5, (), ("train.epochs=30",)),
 }
 
 DATA = "data=fashion_mnist"
 
 
-def _python(code: str, *args: str, log: Path) -> float:
-    """Run `code` (a CLI entry point) with `args` as its argv in a process of its own; its seconds."""
-    started = time.perf_counter()
+def _run(command: str, *args: str, log: Path) -> float:
+    """Run `nas-COMMAND ARGS` in a process of its own, its output after the line `$ ARGS` in `log`;
+    its wall seconds."""
     with log.open("a") as f:
         f.write(f"\n$ {' '.join(args)}\n")
-        f.flush()
-        proc = subprocess.run([sys.executable, "-c", code, *args], stdout=f, stderr=subprocess.STDOUT,
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if proc.returncode != 0:
-        raise SystemExit(f"{args} failed (exit {proc.returncode}); see {log}")
-    return time.perf_counter() - started
-
-
-SEARCH = "import sys; from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()"
-TRAIN = "import sys; from nas.cli import train_main; sys.argv[0] = 'nas-train'; train_main()"
+    return run_command(command, args, cwd=ROOT, log=log).wall_s
 
 
 def scaled_references(budget_mflops: float) -> dict[str, object]:
@@ -100,16 +84,16 @@ def scaled_references(budget_mflops: float) -> dict[str, object]:
     return found
 
 
-def run(size_name: str, size: Size, root: Path, log: Path) -> dict[str, float]:
+def run(size_name: str, size: HeadlineSize, root: Path, log: Path) -> dict[str, float]:
     """All steps; the wall seconds of each."""
     seconds: dict[str, float] = {}
     common = [DATA, f"budget.mflops={size.budget_mflops:g}", f"search.n_trials={size.n_trials}", *size.search]
     for name, extra in (("search", []), ("random", ["sampler=random", "search.seed=1"])):
         study = [f"study.name=headline-{size_name}-{name}", f"output_dir={(root / name).relative_to(ROOT)}"]
         print(f"{name}: nas-search {' '.join(common + extra + study)}", flush=True)
-        seconds[f"{name}: search"] = _python(SEARCH, *common, *extra, *study, log=log)
+        seconds[f"{name}: search"] = _run("search", *common, *extra, *study, log=log)
         print(f"{name}: nas-train the front's top {size.top_k}", flush=True)
-        seconds[f"{name}: train front"] = _python(TRAIN, DATA, *study, f"train.top_k={size.top_k}", *size.train, log=log)
+        seconds[f"{name}: train front"] = _run("train", DATA, *study, f"train.top_k={size.top_k}", *size.train, log=log)
     refs = root / "references"
     refs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -121,7 +105,7 @@ def run(size_name: str, size: Size, root: Path, log: Path) -> dict[str, float]:
             continue
         path.write_text(arch.to_yaml())
         print(f"reference {name}: nas-train {path.relative_to(ROOT)}", flush=True)
-        _python(TRAIN, str(path), DATA, *size.train, log=log)
+        _run("train", str(path), DATA, *size.train, log=log)
         metrics = json.loads(done.read_text())
         done.write_text(json.dumps({**metrics, "headline_recipe": recipe}, indent=2) + "\n")
     seconds["references: train"] = time.perf_counter() - started
@@ -147,12 +131,12 @@ def rows(root: Path) -> list[dict]:
 
 
 def _reference_speed(folder: Path, name: str) -> dict:
-    """The trained reference as ONNX, timed as the front's models are (nas.export.onnx_speed);
+    """The trained reference as ONNX, timed as the front's models are (nas.results.onnx_speed);
     measured once and kept in <name>.speed.json."""
     cached = folder / f"{name}.speed.json"
     if not cached.is_file():
         import nas
-        from nas.export import export_onnx, load_weights, onnx_speed
+        from nas.results import export_onnx, load_weights, onnx_speed
         from search_spaces import Arch
 
         arch = Arch.from_yaml(folder / f"{name}.yaml")
@@ -180,8 +164,8 @@ def _speed(folder: Path) -> dict:
             "speed_machine": speed.get("machine")}
 
 
-def report(size_name: str, size: Size, root: Path, seconds: dict[str, float] | None) -> str:
-    from nas.pareto import hypervolume
+def report(size_name: str, size: HeadlineSize, root: Path, seconds: dict[str, float] | None) -> str:
+    from nas.results import hypervolume
 
     table = rows(root)
     if not table:
@@ -211,7 +195,7 @@ def report(size_name: str, size: Size, root: Path, seconds: dict[str, float] | N
         lines.append(f"| {r['source']} | {r['name']} | {r['mmacs']:.2f} | {r['mparams']:.3f} | {proxy} | "
                      f"**{r['test_acc']:.4f}** | {latency} | {img_s} | `{r['genotype'].replace('|', chr(92) + '|')}` |")
     lines += ["", "Hypervolume of each set's test-accuracy front (accuracy x share of the budget saved; "
-              "`nas.pareto.hypervolume`), and the best test accuracy at or below each reference's MACs:", ""]
+              "`nas.results.hypervolume`), and the best test accuracy at or below each reference's MACs:", ""]
     from types import SimpleNamespace
 
     for source in ("search", "random", "reference"):
@@ -235,7 +219,7 @@ def report(size_name: str, size: Size, root: Path, seconds: dict[str, float] | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default=None, help="default: gpu when CUDA is available")
+    add_size_argument(parser, SIZES, default=None, help="default: gpu when CUDA is available")
     parser.add_argument("--report", action="store_true", help="only the table, from what is on disk")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "RESULTS.md")
     args = parser.parse_args()

@@ -18,16 +18,11 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _doc import publish  # noqa: E402
-from rank_table import SIZES, read_table  # noqa: E402
+from _harness import RESULTS, invocation, publish
+from rank_table import SIZES, read_table
 
 BASELINE = "today_b128_lr0.1"
 
@@ -45,12 +40,12 @@ def main() -> None:
 
     from nas.data import load_dataset
     from nas.model import build_model
-    from nas.proxy import train_proxy
+    from nas.training import fit
     from search_spaces import Arch
 
     torch.set_num_threads(1)
     size = SIZES["cpu"]
-    header, _ = read_table(ROOT / "bench" / "results" / "rank_table_cpu.jsonl")
+    header, _ = read_table(RESULTS / "rank_table_cpu.jsonl")
     if header is None:
         raise SystemExit("bench/results/rank_table_cpu.jsonl: no table (run bench/rank_table.py first)")
     names = args.recipes.split(",") if args.recipes else list(size.variants)
@@ -73,15 +68,15 @@ def main() -> None:
                 torch.manual_seed(10_000 + index)
                 model = build_model(arch)
                 t0 = time.perf_counter()
-                result = train_proxy(model, data.train, val, r.settings(index + r.seed_offset), mean=data.mean,
-                                     std=data.std, device="cpu")
+                result = fit(model, data.train, val, r.settings(index + r.seed_offset), mean=data.mean,
+                             std=data.std, device="cpu")
                 seconds[name].append(time.perf_counter() - t0)
                 setup[name].append(result.setup_s)
             print(f"repeat {repeat + 1}/{args.repeats} {name}: {statistics.median(seconds[name]):.2f} s / arch",
                   flush=True)
     base = statistics.median(seconds[BASELINE])
     lines = [
-        f"Cost of each proxy recipe, measured alone (`python bench/proxy_cost.py {' '.join(sys.argv[1:])}`, "
+        f"Cost of each proxy recipe, measured alone (`{invocation(__file__)}`, "
         f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, 1 process x 1 thread, "
         f"torch {torch.__version__}; {len(archs)} architectures of the rank table x {args.repeats} repeats, "
         f"{time.perf_counter() - started:.0f} s in all): median wall time per architecture (training and "
@@ -97,8 +92,8 @@ def main() -> None:
                      f"{statistics.median(setup[name]) / base:.3f}x |")
     text = "\n".join(lines) + "\n"
     ratios = {name: round(statistics.median(seconds[name]) / base, 4) for name in names}
-    (ROOT / "bench" / "results" / "proxy_cost_cpu.json").write_text(json.dumps(
-        {"baseline": BASELINE, "cost_vs_baseline": ratios, "command": " ".join(["python", "bench/proxy_cost.py", *sys.argv[1:]]),
+    (RESULTS / "proxy_cost_cpu.json").write_text(json.dumps(
+        {"baseline": BASELINE, "cost_vs_baseline": ratios, "command": invocation(__file__),
          "date": time.strftime("%Y-%m-%d")}, indent=1) + "\n")
     publish(text, "proxy_cost_cpu.md", "Proxy cost (CPU)", args.doc, "proxy-cost")
 

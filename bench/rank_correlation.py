@@ -13,20 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from nas.training import rank_aggregate
 
-from nas.zero_cost import rank_aggregate  # noqa: E402
-from _doc import publish  # noqa: E402
-from rank_table import LINEAR, read_table  # noqa: E402
+from _harness import RESULTS, invocation, publish
+from rank_table import LINEAR, read_table
 
 BOOTSTRAP = 1000
 TOP_K = 5
@@ -126,7 +122,7 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
     today_s = facts[today]["seconds"] if today else math.nan
     # Cost as a ratio to today's proxy: measured alone by bench/proxy_cost.py where it was run (the
     # table's own seconds were taken with other jobs sharing the machine).
-    measured_file = ROOT / "bench" / "results" / f"proxy_cost_{header['size']}.json"
+    measured_file = RESULTS / f"proxy_cost_{header['size']}.json"
     measured = json.loads(measured_file.read_text())["cost_vs_baseline"] if measured_file.exists() else {}
     for name, f in facts.items():
         f["cost"] = measured.get(name, f["seconds"] / today_s if f["seconds"] > 0 else math.nan)
@@ -299,15 +295,14 @@ def main() -> None:
     parser.add_argument("--doc", type=Path, help="a Markdown file whose marked section is replaced")
     args = parser.parse_args()
     started = time.perf_counter()
-    table = args.table or ROOT / "bench" / "results" / f"rank_table_{args.size}.jsonl"
+    table = args.table or RESULTS / f"rank_table_{args.size}.jsonl"
     header, rows = read_table(table)
     if header is None:
         raise SystemExit(f"{table}: no table (run bench/rank_table.py --size {args.size} first)")
     # Default: the first reference, averaged with its replicates.
     reference = args.reference or "+".join(replicates(header, next(c for c in header["columns"] if c.startswith("ref"))))
     text = report(header, rows, reference)
-    text += (f"\nMade by `python bench/rank_correlation.py {' '.join(sys.argv[1:])}` "
-             f"in {time.perf_counter() - started:.1f} s.\n")
+    text += f"\nMade by `{invocation(__file__)}` in {time.perf_counter() - started:.1f} s.\n"
     publish(text, f"rank_correlation_{header['size']}.md", f"Proxy rank correlation ({header['size']} size)", args.doc,
             "rank-correlation")
 

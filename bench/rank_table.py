@@ -15,23 +15,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import random
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _harness import RESULTS, ROOT, ResultsFile, Size, add_size_argument, invocation
+
+if TYPE_CHECKING:
+    from nas.training import RunSettings
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """One way of training an architecture (a reference or a proxy variant)."""
+class Column:
+    """How one column of the table trains each architecture (a reference or a proxy variant), as
+    the header's `columns` store it; `settings` turns it into the engine's `RunSettings`."""
 
     images: int | None  # training images drawn per run (None: the whole training split)
     epochs: int
@@ -45,34 +47,33 @@ class Recipe:
     seed_offset: int = 0  # another draw of images, order and augmentation (test-retest)
     init_offset: int = 0  # another initialisation of each architecture (test-retest of a reference)
 
-    def settings(self, seed: int):  # -> nas.proxy.ProxySettings (imported where torch is wanted)
-        """The trainer's settings for one run of this recipe, drawing images and order with `seed`."""
-        from nas.proxy import ProxySettings
+    def settings(self, seed: int) -> RunSettings:
+        """The trainer's settings for one run of this column, drawing images and order with `seed`."""
+        from nas.training import RunSettings  # here: torch loads only where a network is trained
 
-        return ProxySettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                             weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
-                             warmup=self.warmup, max_train_images=self.images, seed=seed)
+        return RunSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                           warmup=self.warmup, max_train_images=self.images, seed=seed)
 
 
 @dataclass(frozen=True)
-class Size:
-    budget_mflops: float
+class TableSize(Size):
     archs: int
     val_images: int | None  # the fixed validation subset every column is scored on
-    reference: dict[str, Recipe]  # the first is the reference, the others check its convergence
-    variants: dict[str, Recipe]  # proxy variants, in the order they run
+    reference: dict[str, Column]  # the first is the reference, the others check its convergence
+    variants: dict[str, Column]  # proxy variants, in the order they run
 
 
 # nas-train's recipe (SGD with Nesterov momentum, one-cycle with 10% warm-up, weight decay 5e-4,
 # label smoothing 0.1) at batch 64 and peak lr 0.4. nas-train's batch 128 / lr 0.1 suits its 30
 # epochs; in the few hundred steps of the CPU size it left the first networks at 0.73-0.80
 # validation accuracy, below a linear classifier (`ref_nastrain_e4` measures that ranking too).
-def _reference(images: int | None, epochs: int, batch_size: int = 64, lr: float = 0.4, **kw) -> Recipe:
-    return Recipe(images, epochs, batch_size, lr, warmup=0.1, **kw)
+def _reference(images: int | None, epochs: int, batch_size: int = 64, lr: float = 0.4, **kw) -> Column:
+    return Column(images, epochs, batch_size, lr, warmup=0.1, **kw)
 
 
 SIZES = {
-    "cpu": Size(
+    "cpu": TableSize(
         budget_mflops=5.0,
         archs=40,
         val_images=2000,
@@ -82,24 +83,24 @@ SIZES = {
                    # the whole validation split: how much of its ranking is noise.
                    "ref_e4_rep": _reference(12000, 4, val_images=6000, seed_offset=1000, init_offset=1000)},
         variants={
-            "today_b128_lr0.1": Recipe(5000, 1, 128, 0.1, val_images=1000),  # main's CPU default
-            "b64_lr0.4": Recipe(5000, 1, 64, 0.4, val_images=1000),
-            "b128_lr0.4": Recipe(5000, 1, 128, 0.4, val_images=1000),
-            "b64_lr0.4_n2500_e2": Recipe(2500, 2, 64, 0.4, val_images=1000),
-            "b64_lr0.4_n2500": Recipe(2500, 1, 64, 0.4, val_images=1000),
-            "b64_lr0.4_ls0": Recipe(5000, 1, 64, 0.4, label_smoothing=0.0, val_images=1000),
-            "b64_lr0.2": Recipe(5000, 1, 64, 0.2, val_images=1000),
-            "b64_lr0.4_e2": Recipe(5000, 2, 64, 0.4, val_images=1000),
-            "b64_lr0.4_seed2": Recipe(5000, 1, 64, 0.4, val_images=1000, seed_offset=1000),
-            "b64_lr0.4_same": Recipe(5000, 1, 64, 0.4, val_images=1000, same_images=True),
-            "b64_lr0.4_same_v6000": Recipe(5000, 1, 64, 0.4, val_images=6000, same_images=True),
-            "b32_lr0.2": Recipe(5000, 1, 32, 0.2, val_images=1000),  # twice the steps of b64
-            "b32_lr0.4": Recipe(5000, 1, 32, 0.4, val_images=1000),
-            "b32_lr0.4_n2500": Recipe(2500, 1, 32, 0.4, val_images=1000),  # b64_lr0.4's steps
-            "b16_lr0.4_n2500": Recipe(2500, 1, 16, 0.4, val_images=1000),
+            "today_b128_lr0.1": Column(5000, 1, 128, 0.1, val_images=1000),  # main's CPU default
+            "b64_lr0.4": Column(5000, 1, 64, 0.4, val_images=1000),
+            "b128_lr0.4": Column(5000, 1, 128, 0.4, val_images=1000),
+            "b64_lr0.4_n2500_e2": Column(2500, 2, 64, 0.4, val_images=1000),
+            "b64_lr0.4_n2500": Column(2500, 1, 64, 0.4, val_images=1000),
+            "b64_lr0.4_ls0": Column(5000, 1, 64, 0.4, label_smoothing=0.0, val_images=1000),
+            "b64_lr0.2": Column(5000, 1, 64, 0.2, val_images=1000),
+            "b64_lr0.4_e2": Column(5000, 2, 64, 0.4, val_images=1000),
+            "b64_lr0.4_seed2": Column(5000, 1, 64, 0.4, val_images=1000, seed_offset=1000),
+            "b64_lr0.4_same": Column(5000, 1, 64, 0.4, val_images=1000, same_images=True),
+            "b64_lr0.4_same_v6000": Column(5000, 1, 64, 0.4, val_images=6000, same_images=True),
+            "b32_lr0.2": Column(5000, 1, 32, 0.2, val_images=1000),  # twice the steps of b64
+            "b32_lr0.4": Column(5000, 1, 32, 0.4, val_images=1000),
+            "b32_lr0.4_n2500": Column(2500, 1, 32, 0.4, val_images=1000),  # b64_lr0.4's steps
+            "b16_lr0.4_n2500": Column(2500, 1, 16, 0.4, val_images=1000),
         },
     ),
-    "full": Size(
+    "full": TableSize(
         budget_mflops=20.0,
         archs=60,
         val_images=None,
@@ -107,12 +108,12 @@ SIZES = {
                    "ref_nastrain_e15": _reference(None, 15, batch_size=128, lr=0.1),
                    "ref_e15_rep": _reference(None, 15, seed_offset=1000, init_offset=1000)},
         variants={
-            "today_b128_lr0.1": Recipe(None, 1, 128, 0.1),
-            "b256_lr0.2": Recipe(None, 1, 256, 0.2),
-            "b128_lr0.4": Recipe(None, 1, 128, 0.4),
-            "b256_lr0.8": Recipe(None, 1, 256, 0.8),
-            "b128_lr0.4_n20000": Recipe(20000, 1, 128, 0.4),
-            "b128_lr0.4_e2": Recipe(None, 2, 128, 0.4),
+            "today_b128_lr0.1": Column(None, 1, 128, 0.1),
+            "b256_lr0.2": Column(None, 1, 256, 0.2),
+            "b128_lr0.4": Column(None, 1, 128, 0.4),
+            "b256_lr0.8": Column(None, 1, 256, 0.8),
+            "b128_lr0.4_n20000": Column(20000, 1, 128, 0.4),
+            "b128_lr0.4_e2": Column(None, 2, 128, 0.4),
         },
     ),
 }
@@ -120,16 +121,17 @@ SIZES = {
 LINEAR = "linear:"  # column prefix of the linear-classifier baseline rows (arch -1), one per recipe
 SAMPLE_SEED = 2026
 DRAWS = 20000  # random samples of the space the stratified choice picks from
+KEY = ("arch", "column")  # what names a row of the table (the linear baselines are arch -1)
 
 
-def choose_archs(size: Size, shape, seed: int = SAMPLE_SEED) -> list:
+def choose_archs(size: TableSize, shape, seed: int = SAMPLE_SEED) -> list:
     """`size.archs` architectures under the budget, spread evenly over MACs: random samples of the
     space, then for each of `archs` MACs targets from the smallest sample to the budget the
     nearest sample not taken yet."""
     import numpy as np
 
     from nas.complexity import complexity
-    from nas.budget import RandomSuggests
+    from nas.search import RandomSuggests
     from search_spaces import get_space
 
     space, rng = get_space("hybrid"), RandomSuggests(seed)
@@ -174,13 +176,12 @@ def _run_task(task: dict) -> dict:
     import torch
 
     from nas.model import build_model
-    from nas.proxy import train_proxy
-    from nas.zero_cost import zero_cost_scores
+    from nas.training import fit, zero_cost_scores
     from search_spaces import Arch
 
     data = _DATA
     index = task["arch"]
-    r = Recipe(**task["recipe"]) if task["recipe"] else None
+    r = Column(**task["recipe"]) if task["recipe"] else None
     # One initialisation per architecture, shared by every column but a replicate's.
     torch.manual_seed(10_000 + index + (r.init_offset if r else 0))
     if task["column"].startswith(LINEAR):
@@ -198,7 +199,7 @@ def _run_task(task: dict) -> dict:
         # The reference draws the same images for every architecture; a proxy draws its own per
         # trial, as in a search, unless the recipe says otherwise.
         settings = r.settings(r.seed_offset if reference or r.same_images else index + r.seed_offset)
-        result = train_proxy(model, data.train, val, settings, mean=data.mean, std=data.std, device=task["device"])
+        result = fit(model, data.train, val, settings, mean=data.mean, std=data.std, device=task["device"])
         row.update(val_acc=result.val_acc, train_s=round(result.train_s, 3), img_s=round(result.img_s, 1),
                    curve=[round(m.val_acc, 4) for m in result.history], loss_sum=round(result.loss_sum, 4),
                    device=result.device)
@@ -209,13 +210,13 @@ def _run_task(task: dict) -> dict:
 # -- the run ----------------------------------------------------------------------------------------
 
 
-def _header(size_name: str, size: Size, archs: list, args: argparse.Namespace) -> dict:
+def _header(size_name: str, size: TableSize, archs: list, args: argparse.Namespace) -> dict:
+    """The header's fields: what the table holds and how it was made."""
     import torch
 
     from nas.complexity import complexity
 
     return {
-        "kind": "header",
         "size": size_name,
         "budget_mflops": size.budget_mflops,
         "sample_seed": SAMPLE_SEED,
@@ -226,10 +227,10 @@ def _header(size_name: str, size: Size, archs: list, args: argparse.Namespace) -
         ],
         "columns": {name: dataclasses.asdict(r) for name, r in {**size.reference, **size.variants}.items()},
         "val_images": size.val_images,
-        "command": " ".join(["python", "bench/rank_table.py", *sys.argv[1:]]),
+        "command": invocation(__file__),
         "date": time.strftime("%Y-%m-%d"),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=ROOT).stdout.strip(),
+                                 cwd=ROOT, check=False).stdout.strip(),  # blank outside a checkout
         "torch": torch.__version__,
         "device": args.device,
         "cpu": platform.processor() or platform.machine(),
@@ -240,26 +241,18 @@ def _header(size_name: str, size: Size, archs: list, args: argparse.Namespace) -
 
 
 def read_table(path: Path) -> tuple[dict | None, list[dict]]:
-    """The header and rows of a table file; a torn last line (a killed run) is skipped."""
-    header, rows = None, []
-    if not path.exists():
-        return header, rows
-    for line in path.read_text().splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if item.get("kind") == "header":
-            # A resumed run that adds columns appends a header naming them.
-            header = item if header is None else {**header, "columns": {**header["columns"], **item["columns"]}}
-        else:
-            rows.append(item)
+    """The header and rows of a table file (None and no rows where there is none yet)."""
+    headers, rows = ResultsFile(path, KEY).read()
+    header = None
+    for item in headers:
+        # A resumed run that adds columns appends a header naming them.
+        header = item if header is None else {**header, "columns": {**header["columns"], **item["columns"]}}
     return header, rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="cpu")
+    add_size_argument(parser, SIZES)
     parser.add_argument("--out", type=Path, help="table file (default: bench/results/rank_table_<size>.jsonl)")
     parser.add_argument("--workers", type=int, default=2, help="processes training side by side")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
@@ -270,28 +263,26 @@ def main() -> None:
     from search_spaces import Arch, DataShape
 
     size = SIZES[args.size]
-    out = args.out or ROOT / "bench" / "results" / f"rank_table_{args.size}.jsonl"
-    header, rows = read_table(out)
+    out = args.out or RESULTS / f"rank_table_{args.size}.jsonl"
+    table = ResultsFile(out, KEY)
+    header, _ = read_table(out)
     if header is None:
         archs = choose_archs(size, DataShape(1, 28, 10))
     else:  # a table's architectures are the ones in its header (sampling may have changed since)
         archs = [Arch.from_genotype(a["genotype"]) for a in header["archs"]]
     fresh = _header(args.size, size, archs, args)
     if header is None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("a") as f:
-            f.write(json.dumps(fresh) + "\n")
+        table.append_header(fresh)
     elif [a["genotype"] for a in header["archs"]] != [a["genotype"] for a in fresh["archs"]]:
         raise SystemExit(f"{out} holds a table of other architectures; move it away to start a new one")
     elif set(fresh["columns"]) != set(header["columns"]):
         # Recipes stored before a field was added read with that field's default.
-        stored = {n: dataclasses.asdict(Recipe(**r)) for n, r in header["columns"].items()}
+        stored = {n: dataclasses.asdict(Column(**r)) for n, r in header["columns"].items()}
         changed = [n for n, r in fresh["columns"].items() if n in stored and stored[n] != r]
         if changed:
             raise SystemExit(f"{out}: the recipes of {', '.join(changed)} changed; move the table away to start anew")
-        with out.open("a") as f:
-            f.write(json.dumps(fresh) + "\n")
-    done = {(r["arch"], r["column"]) for r in rows}
+        table.append_header(fresh)
+    done = table.done()
 
     columns = ["zero_cost", next(iter(size.reference)), *size.variants, *list(size.reference)[1:]]
     if args.columns:
@@ -331,10 +322,9 @@ def main() -> None:
 
     started = time.perf_counter()
     ctx = mp.get_context("spawn")
-    with ctx.Pool(args.workers, initializer=_init_worker, initargs=(args.threads,)) as pool, out.open("a") as f:
+    with ctx.Pool(args.workers, initializer=_init_worker, initargs=(args.threads,)) as pool:
         for n, row in enumerate(pool.imap_unordered(_run_task, tasks, chunksize=1), 1):
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+            table.append(row)
             acc = f"val_acc {row['val_acc']:.4f}" if "val_acc" in row else f"synflow {row['synflow']:.2f}"
             print(f"[{n}/{len(tasks)} {time.perf_counter() - started:6.0f}s] arch {row['arch']:2d} "
                   f"{row['column']}: {acc} ({row['seconds']:.1f}s)", flush=True)

@@ -12,8 +12,6 @@ import os
 import pickle
 import re
 import struct
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +21,7 @@ from PIL import Image
 
 from search_spaces import Arch, SandglassStage, ShuffleStage, Stem, reference
 
-PROGRAMS = {
-    "nas-search": "import sys; from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()",
-    "nas-train": "import sys; from nas.cli import train_main; sys.argv[0] = 'nas-train'; train_main()",
-    "nas-export": "import sys; from nas.cli import export_main; sys.argv[0] = 'nas-export'; export_main()",
-    "nas-complexity": "import sys; from nas.cli import complexity_main; sys.argv[0] = 'nas-complexity'; complexity_main()",
-}
-ROOT = Path(__file__).resolve().parent.parent
+from _harness import Finished, run_command
 
 #: The finished study that the export and resume cases meet (made first, by a real search).
 DONE = ["data=synthetic", "study.name=done", "search.n_trials=1", "budget.mflops=1", "proxy.train_fraction=0.3",
@@ -224,12 +216,13 @@ def make_inputs(work: Path) -> None:
     (work / "blocked").write_text("a file, not a folder\n")
 
 
-def run(work: Path, program: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+def run(work: Path, program: str, args: list[str]) -> Finished:
+    """`program` (`nas-search`, ...) on `args` in `work`, its output captured, in a bare environment
+    (PATH and the thread count only): no setting of this shell changes what a user would see."""
+    env = {"PATH": "/usr/bin:/bin"}
     if "OMP_NUM_THREADS" in os.environ:  # a shared machine: fewer threads are faster
         env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
-    return subprocess.run([sys.executable, "-c", PROGRAMS[program], *args], cwd=work, capture_output=True,
-                          text=True, env=env, check=False)
+    return run_command(program.removeprefix("nas-"), args, cwd=work, env=env, check=False)
 
 
 def _cell(text: str, work: Path) -> str:

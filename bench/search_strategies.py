@@ -9,33 +9,27 @@ one thread, `--jobs` at a time. Each finished search appends one JSON line to
 bench/results/search_strategies_<size>.jsonl (a re-run skips what is there): its wall time, its CPU
 time (the process's own, read with wait4, so that searches running side by side do not blur each
 other's cost), the trial counts, and the hypervolume of its front after every trained architecture.
-The hypervolume is `nas.pareto.hypervolume`: validation accuracy against MACs / budget, reference
+The hypervolume is `nas.results.hypervolume`: validation accuracy against MACs / budget, reference
 point (budget, accuracy 0), the same for every search.
 
 Options compared, each on its own against the default (budget-aware sampling, no early stopping,
 no pre-screening): `plain` (the space without budget-aware sampling: over-budget samples are
-rejected), `halving` and `halving_k0.33` (Pareto-mode successive halving, nas.halving, keeping
+rejected), `halving` and `halving_k0.33` (Pareto-mode successive halving, nas.search.Halving, keeping
 half or a third at each rung), `prescreen` (NASWOT pre-screening of 8 candidates per trained one).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _doc import replace_section  # noqa: E402
+from _harness import RESULTS, ResultsFile, Size, add_size_argument, replace_section, run_command
 
 SAMPLERS = ("random", "tpe", "nsgaii")
 VARIANTS: dict[str, list[str]] = {
@@ -48,8 +42,7 @@ VARIANTS: dict[str, list[str]] = {
 
 
 @dataclass(frozen=True)
-class Size:
-    budget_mflops: float
+class SearchesSize(Size):
     n_trials: int
     overrides: tuple[str, ...]  # proxy settings shared by every search of this size
     samplers: tuple[str, ...] = SAMPLERS
@@ -61,13 +54,14 @@ SIZES = {
     # images (of its 5,000 and 1,000) under a small budget, so that the 45 searches take about an
     # hour on two cores. NSGA-II's first generation (population 20, conf/sampler/nsgaii.yaml) is
     # random sampling of its own, so at this size it measures one more random sampler.
-    "cpu": Size(2.0, 20, ("proxy.on_cpu.max_train_images=2000", "proxy.on_cpu.max_val_images=500",
+    "cpu": SearchesSize(2.0, 20, ("proxy.on_cpu.max_train_images=2000", "proxy.on_cpu.max_val_images=500",
                           "proxy.zero_cost=false")),
-    "full": Size(20.0, 50, ("proxy.zero_cost=false",)),
+    "full": SearchesSize(20.0, 50, ("proxy.zero_cost=false",)),
 }
+KEY = ("sampler", "variant", "seed")  # what names one search of the results file
 
 
-def run_one(size: Size, sampler: str, variant: str, seed: int, workdir: Path) -> dict:
+def run_one(size: SearchesSize, sampler: str, variant: str, seed: int, workdir: Path) -> dict:
     """One search in its own process; its row for the table."""
     name = f"{sampler}-{variant}-s{seed}"
     out = workdir / name
@@ -76,18 +70,11 @@ def run_one(size: Size, sampler: str, variant: str, seed: int, workdir: Path) ->
         f"search.n_trials={size.n_trials}", f"study.name={name}", f"output_dir={out}", *size.overrides,
         *VARIANTS[variant],
     ]
-    code = "from nas.cli import search_main; search_main()"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
-    with (workdir / f"{name}.log").open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code, *overrides], stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=workdir)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall_s = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{name} failed; see {workdir / name}.log")
-    row = {"sampler": sampler, "variant": variant, "seed": seed, "wall_s": round(wall_s, 1),
-           "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # cpu_s, the search's own CPU time, is its cost: the searches running side by side blur the wall time.
+    finished = run_command("search", overrides, cwd=workdir, log=workdir / f"{name}.log", env=env)
+    row = {"sampler": sampler, "variant": variant, "seed": seed, "wall_s": round(finished.wall_s, 1),
+           "cpu_s": round(finished.cpu_s, 1)}
     row.update(_study_summary(f"sqlite:///{out / 'study.db'}", name, size.budget_mflops))
     return row
 
@@ -100,9 +87,9 @@ def _study_summary(storage: str, name: str, budget_mflops: float) -> dict:
     import optuna
     from optuna.trial import TrialState
 
-    from nas.pareto import candidates, hypervolume, pareto_front
     from nas.attrs import Status, TrialAttr
-    from nas.trials import trial_counts
+    from nas.results import hypervolume, pareto_front, trained_members
+    from nas.search import trial_counts
 
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
@@ -112,7 +99,7 @@ def _study_summary(storage: str, name: str, budget_mflops: float) -> dict:
     curve = []
     for k in range(1, len(admitted) + 1):
         done = [t for t in admitted[:k] if t.state == TrialState.COMPLETE]
-        front = pareto_front(candidates(done))
+        front = pareto_front(trained_members(done))
         seconds = (admitted[k - 1].datetime_complete - start).total_seconds()
         curve.append([k, round(seconds, 1), round(hypervolume(front, budget_mflops), 5) if front else 0.0])
     counts = trial_counts(study)
@@ -123,30 +110,19 @@ def _study_summary(storage: str, name: str, budget_mflops: float) -> dict:
             "curve": curve}
 
 
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a torn last line of a killed run
-            continue
-    return rows
-
-
-def run(args: argparse.Namespace, size: Size, out: Path) -> None:
+def run(args: argparse.Namespace, size: SearchesSize, out: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    done = {(r["sampler"], r["variant"], r["seed"]) for r in read_rows(out) if "sampler" in r}
+    results = ResultsFile(out, KEY)
+    done = results.done()
     samplers = args.samplers or size.samplers
     todo = [(s, v, seed) for seed in args.seeds for v in VARIANTS for s in samplers if (s, v, seed) not in done]
     if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        header = {"kind": "header", "size": args.size, "date": time.strftime("%Y-%m-%d"),
-                  "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                  "command": f"python bench/search_strategies.py --size {args.size}", "size_settings": vars(size)}
-        out.write_text(json.dumps(header, default=list) + "\n")
+        results.append_header({
+            "size": args.size, "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "command": f"python bench/search_strategies.py --size {args.size}",
+            "size_settings": dataclasses.asdict(size)})
     print(f"{len(todo)} searches to run ({len(done)} done), {args.jobs} at a time", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="search-strategies-", dir=args.workdir))
     started = time.perf_counter()
@@ -154,8 +130,7 @@ def run(args: argparse.Namespace, size: Size, out: Path) -> None:
         futures = {pool.submit(run_one, size, *job, workdir): job for job in todo}
         for i, future in enumerate(as_completed(futures), 1):
             row = future.result()
-            with out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            results.append(row)
             print(f"[{i}/{len(todo)} {time.perf_counter() - started:.0f}s] {row['sampler']:>6} {row['variant']:>9} "
                   f"seed {row['seed']}: hv {row['hv']:.4f}, {row['trained']} trained ({row['pruned']} stopped), "
                   f"{row['rejected']} rejected, cpu {row['cpu_s']:.0f}s", flush=True)
@@ -165,8 +140,8 @@ def report(size_name: str, out: Path) -> str:
     """The markdown table (mean +- sd over seeds) and the plot; returns the table."""
     import numpy as np
 
-    rows = [r for r in read_rows(out) if "sampler" in r]
-    header = next((r for r in read_rows(out) if r.get("kind") == "header"), {})
+    headers, rows = ResultsFile(out, KEY).read()
+    header = headers[0] if headers else {}
     lines = [
         f"Made by `{header.get('command', '')}` on {header.get('machine', '?')}, {header.get('date', '?')}; "
         f"{len(rows)} searches. Mean +- sd over seeds.",
@@ -197,8 +172,8 @@ def report(size_name: str, out: Path) -> str:
                 f"| {cpu.mean():.0f} | {ratio} | {train.mean():.0f} | {train_ratio} |"
             )
     table = "\n".join(lines)
-    _plot(rows, ROOT / "bench" / "results" / f"search_strategies_{size_name}.png")
-    (ROOT / "bench" / "results" / f"search_strategies_{size_name}.md").write_text(table + "\n")
+    _plot(rows, RESULTS / f"search_strategies_{size_name}.png")
+    (RESULTS / f"search_strategies_{size_name}.md").write_text(table + "\n")
     return table
 
 
@@ -236,7 +211,7 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="cpu")
+    add_size_argument(parser, SIZES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, help="only these (default: the size's)")
     parser.add_argument("--jobs", type=int, default=2, help="searches at a time, one thread each")
@@ -246,7 +221,7 @@ def main() -> None:
     parser.add_argument("--doc", type=Path, help="a Markdown file whose search-strategies section is replaced")
     args = parser.parse_args()
     size = SIZES[args.size]
-    out = args.out or ROOT / "bench" / "results" / f"search_strategies_{args.size}.jsonl"
+    out = args.out or RESULTS / f"search_strategies_{args.size}.jsonl"
     if not args.report:
         run(args, size, out)
     table = report(args.size, out)

@@ -1,14 +1,30 @@
-"""The search engine: complexity, proxy training, Optuna studies, Pareto fronts and export.
+"""The search engine, by stage: `nas.data` → `nas.training` → `nas.search` → `nas.results` →
+`nas.apps` (entry points), over the shared leaves (`errors`, `attrs`, `complexity`, `model`, ...).
 
-The public API is re-exported here; submodules are implementation.
+The public API is re-exported here; the rest loads on first use.
 """
 
 from __future__ import annotations
 
-from search_spaces import Arch, ArchError, Network
+import importlib
+from typing import Any
 
-from .complexity import Complexity, complexity
-from .export import load_model
-from .model import build_model
+# Imported at once: the function must shadow its own module's name, `nas.complexity`.
+from .complexity import Complexity, complexity  # noqa: F401 (exported)
 
-__all__ = ["Arch", "ArchError", "Complexity", "Network", "build_model", "complexity", "load_model"]
+_EXPORTS = {"Arch": "search_spaces", "ArchError": "search_spaces", "Network": "search_spaces",
+            "build_model": "nas.model", "load_model": "nas.results"}
+
+__all__ = sorted(["Complexity", "complexity", *_EXPORTS])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

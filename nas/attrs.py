@@ -35,7 +35,7 @@ class TrialAttr(StrEnum):
     ARCH_YAML = "arch_yaml"
     VAL_ACC = "val_acc"
     VAL_ACC_CURVE = "val_acc_curve"  # after each epoch
-    RUNG_VAL_ACC = "rung_val_acc"  # {rung: validation accuracy measured there} (nas.halving)
+    RUNG_VAL_ACC = "rung_val_acc"  # {rung: validation accuracy measured there} (nas.search.halving)
     PRUNED_AT = "pruned_at"
     TRAIN_S = "train_s"
     SETUP_S = "setup_s"

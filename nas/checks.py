@@ -1,34 +1,16 @@
-"""Checks of configuration values, shared by the search, nas-train and the sweeper: each raises
-`ConfigError` naming the field and what is allowed, before anything is created on disk; and
-`redact`, which hides a URL's password in those messages."""
+"""Probes of the machine a run is about to use (folders it writes in, CUDA devices), run before
+anything is created on disk, and `redact`, which hides a URL's password in messages. The rules of
+the values themselves are stated in their schemas (`search_spaces.fields`)."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["check_device", "check_folder", "redact", "require_fraction", "require_positive"]
-
-
-def require_positive(field: str, value: Any, *, integer: bool = False) -> None:
-    """Raise `ConfigError` unless `value` is a positive (integer) number."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not number or value <= 0 or (integer and int(value) != value):
-        kind = "a positive integer" if integer else "a positive number"
-        raise ConfigError(field, f"{value!r} is not allowed (allowed: {kind})")
-
-
-def require_fraction(field: str, value: Any, *, closed: bool = True) -> None:
-    """Raise `ConfigError` unless 0 < value <= 1 (< 1 when not `closed`)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (number and value > 0.0 and (value <= 1.0 if closed else value < 1.0)):
-        bound = "<=" if closed else "<"
-        raise ConfigError(field, f"{value!r} is out of range (allowed: 0 < {field.split('.')[-1]} {bound} 1)")
+__all__ = ["check_device", "check_folder", "redact"]
 
 
 def check_folder(field: str, path: str | Path) -> None:

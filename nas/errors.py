@@ -7,17 +7,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from search_spaces import ArchError
+from search_spaces.fields import FieldError
 
-__all__ = ["ArchError", "ConfigError", "DataError", "SearchAborted", "USER_ERRORS", "report_user_errors"]
+__all__ = ["ConfigError", "DataError", "SearchAborted", "USER_ERRORS", "report_user_errors"]
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message starts with the field's name."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+class ConfigError(FieldError):
+    """A configuration value is invalid; the message starts with the field's dotted path."""
 
 
 class DataError(RuntimeError):
@@ -29,7 +25,8 @@ class SearchAborted(RuntimeError):
 
 
 #: What the command-line entry points report in one line (exit status 2) instead of a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, ArchError)
+# FieldError covers ConfigError and the spec's ArchError.
+USER_ERRORS: tuple[type[Exception], ...] = (FieldError, DataError)
 
 
 def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any:

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from search_spaces import Arch, Network
+from search_spaces.fields import Rule, positive
 
 from .complexity import Complexity, complexity
 from .errors import ConfigError
 
-__all__ = ["MAX_MPARAMS", "build_model", "check_size"]
+__all__ = ["MAX_MPARAMS", "LimitsConfig", "build_model", "check_size"]
 
 #: Networks with more parameters than this (millions) are refused unless the caller raises the limit
 #: (`limits.max_mparams`). The built-in spaces sample at most ~71 M (1000 classes); at 100 M the
 #: weights, gradients and momentum alone take 1.2 GB before any activation.
 MAX_MPARAMS = 100.0
+
+
+@dataclass
+class LimitsConfig:
+    """The `limits` config group: what a typo must not be able to start; raise a limit if you mean it."""
+
+    max_mparams: float = MAX_MPARAMS  # refuse to build networks with more parameters (millions)
+
+    RULES: ClassVar[dict[str, Rule]] = {"max_mparams": positive()}
 
 
 def check_size(arch: Arch, max_mparams: float | None = MAX_MPARAMS) -> Complexity:

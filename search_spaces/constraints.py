@@ -8,7 +8,9 @@ every plugin discovery) use these very types.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import ClassVar, Optional, Protocol
+
+from .fields import Rule, positive
 
 __all__ = ["SMALL_INPUT", "Budget", "Cost", "DataShape"]
 
@@ -22,6 +24,10 @@ class DataShape:
     in_channels: int = 3  # input channels (1: grey, 3: RGB)
     resolution: int = 32  # input height = width, pixels
     num_classes: int = 10
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "in_channels": positive(integer=True), "resolution": positive(integer=True), "num_classes": positive(integer=True),
+    }
 
     @property
     def small(self) -> bool:
@@ -45,6 +51,8 @@ class Budget:
 
     mflops: float = 20.0
     mparams: Optional[float] = None
+
+    RULES: ClassVar[dict[str, Rule]] = {"mflops": positive(), "mparams": positive(optional=True)}
 
     def violations(self, cost: Cost) -> dict[str, float]:
         """How far over each cap a network is; <= 0 is within it (Optuna's constraint convention)."""

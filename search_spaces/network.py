@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import conv_bn
+from .layers import conv_bn
 from .registry import block_of
 from .spec import Arch
 

@@ -2,11 +2,15 @@
 its analytic count and (optionally) how the hybrid space draws it.
 
 Parsing (`spec`), building (`network`), sampling (`spaces`) and counting (`nas.complexity`) all
-read this table, so adding a block type is one `register_block` call beside its classes.
+read this table. It fills itself: its first reader imports every module of `search_spaces.blocks`
+(the built-in ones first, in `BUILT_IN` order), and each registers its block type, so adding a block
+type is one new file there. The registry never imports a block module by name, so they may import it.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,7 +18,7 @@ from dataclasses import dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .blocks import Count
+    from .layers import Count
 
 __all__ = [
     "BLOCKS",
@@ -98,18 +102,49 @@ class BlockType:
 
 
 _TABLE: dict[str, BlockType] = {}
+_BLOCKS_PACKAGE = f"{__package__}.blocks"
+_loading = False  # set once the block modules are (being) imported
+
+
+def _table() -> dict[str, BlockType]:
+    """The table, with every module of `search_spaces.blocks` imported (so registered) first."""
+    global _loading
+    if not _loading:
+        _loading = True  # first: each block module registers, which reads the table, while it loads
+        try:
+            package = importlib.import_module(_BLOCKS_PACKAGE)
+            found = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
+            others = [name for name in found if name not in package.BUILT_IN and not name.startswith("_")]
+            for name in (*package.BUILT_IN, *others):
+                importlib.import_module(f"{_BLOCKS_PACKAGE}.{name}")
+        except BaseException:
+            _loading = False  # a failed import is raised again on the next read, not left half done
+            raise
+    return _TABLE
+
+
+def _rank(entry: BlockType) -> int:
+    # The built-in block types come first and in `BUILT_IN` order whichever block module is imported
+    # first: one imported directly registers last, since its own registration loads the others.
+    built_in = importlib.import_module(_BLOCKS_PACKAGE).BUILT_IN
+    module = entry.stage.__module__.removeprefix(f"{_BLOCKS_PACKAGE}.")
+    return built_in.index(module) if module in built_in else len(built_in)
 
 
 def register_block(entry: BlockType) -> BlockType:
     """Add a block type; a name, a genotype code or a stage spec can be registered once."""
-    if entry.name in _TABLE:
+    table = _table()
+    if entry.name in table:
         raise ValueError(f"block: {entry.name!r} is already registered")
-    for other in _TABLE.values():
+    for other in table.values():
         if other.gene == entry.gene:
             raise ValueError(f"stage.GENE: {entry.gene!r} is already the code of block {other.name!r}")
         if other.stage is entry.stage:
             raise ValueError(f"stage: {entry.stage.__name__} is already the stage of block {other.name!r}")
-    _TABLE[entry.name] = entry
+    table[entry.name] = entry
+    ordered = sorted(table.values(), key=_rank)  # stable: the others keep their registration order
+    table.clear()
+    table.update((e.name, e) for e in ordered)
     return entry
 
 
@@ -124,27 +159,28 @@ def registered_block(entry: BlockType) -> Iterator[BlockType]:
 
 
 def block_types() -> tuple[BlockType, ...]:
-    """Every registered block type, in registration order."""
-    return tuple(_TABLE.values())
+    """Every registered block type: the built-in ones in `BUILT_IN` order, then in registration order."""
+    return tuple(_table().values())
 
 
 def get_block(name: str) -> BlockType:
-    if name not in _TABLE:
-        raise KeyError(f"block: unknown block type {name!r} (allowed: {', '.join(_TABLE)})")
-    return _TABLE[name]
+    table = _table()
+    if name not in table:
+        raise KeyError(f"block: unknown block type {name!r} (allowed: {', '.join(table)})")
+    return table[name]
 
 
 def block_of(stage: Any) -> BlockType:
     """The block type of a stage spec instance."""
-    for entry in _TABLE.values():
+    for entry in _table().values():
         if type(stage) is entry.stage:
             return entry
     raise TypeError(f"stage: {type(stage).__name__} is not a registered stage type")
 
 
 def sampled_blocks() -> tuple[str, ...]:
-    """Names of the block types the spaces can draw, in registration order."""
-    return tuple(name for name, entry in _TABLE.items() if entry.sampling is not None)
+    """Names of the block types the spaces can draw, in `block_types()` order."""
+    return tuple(name for name, entry in _table().items() if entry.sampling is not None)
 
 
 class _View(Mapping[str, Any]):
@@ -154,13 +190,13 @@ class _View(Mapping[str, Any]):
         self._attribute = attribute
 
     def __getitem__(self, name: str) -> Any:
-        return getattr(_TABLE[name], self._attribute)
+        return getattr(_table()[name], self._attribute)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(tuple(_TABLE))
+        return iter(tuple(_table()))
 
     def __len__(self) -> int:
-        return len(_TABLE)
+        return len(_table())
 
     def __repr__(self) -> str:
         return repr(dict(self))

@@ -21,14 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .blocks.sandglass import SANDGLASS_SAMPLING, SandglassStage
+from .checks import make_divisible
 from .constraints import DataShape
-from .references import MOBILENEXT_STAGES, SHUFFLENET_STAGE2
+from .reference_nets import MOBILENEXT_STAGES, SHUFFLENET_STAGE2
 from .registry import SAMPLED_BLOCKS, StageSampling, get_block
-from .spec import Arch, SandglassStage, Stage, Stem, make_divisible
+from .spec import Arch, Stage, Stem
 
 __all__ = [
-    "SANDGLASS_SAMPLING",
-    "SHUFFLE_SAMPLING",
     "SPACES",
     "DataShape",
     "Size",
@@ -40,14 +40,12 @@ __all__ = [
     "register_space",
 ]
 
-GROUPS = (1, 2, 3, 4, 8)
-REDUCTIONS = (2, 3, 4, 6, 8)
-IDENTITY_MULTS = (0.25, 0.5, 0.75, 1.0)
 #: The block types the hybrid space chooses from: every registered block with a `sampling`.
 BLOCK_TYPES = SAMPLED_BLOCKS
 # Units per stage, ShuffleNet v1 layout (Table 1 uses 4, 8, 4).
 SHUFFLE_DEPTHS = ((1, 6), (1, 10), (1, 6))
-# Stem width divisible by every allowed group count, so any first stage fits it.
+# Stem width divisible by every group count the spaces draw (blocks/shuffle.py GROUPS), so any first
+# stage fits it.
 STEM_CHANNELS = 24
 
 
@@ -160,26 +158,6 @@ def _snap(value: float, multiple: int, above: int | None) -> int:
     return width
 
 
-def _suggest_shuffle(trial: Suggests, i: int) -> dict[str, Any]:
-    groups = trial.suggest_categorical(f"s{i}_groups", GROUPS)
-    # Shuffling a single group is the identity, so the switch only exists for g > 1.
-    shuffle = trial.suggest_categorical(f"s{i}_shuffle", (True, False)) if groups > 1 else True
-    return {"groups": groups, "shuffle": shuffle}
-
-
-def _suggest_sandglass(trial: Suggests, i: int) -> dict[str, Any]:
-    return {
-        "reduction": trial.suggest_categorical(f"s{i}_t", REDUCTIONS),
-        "identity_mult": trial.suggest_categorical(f"s{i}_idm", IDENTITY_MULTS),
-    }
-
-
-# Output widths: a ShuffleNet unit's grouped 1x1 convolutions need 4g (its bottleneck is out/4);
-# sandglass widths are multiples of 8 as in mnext.py. A stride-2 unit concatenates its input.
-SHUFFLE_SAMPLING = StageSampling(_suggest_shuffle, lambda fields: 4 * fields["groups"], widens=True)
-SANDGLASS_SAMPLING = StageSampling(_suggest_sandglass, lambda fields: 8)
-
-
 def _downsampling_stages(trial: Suggests, shape: DataShape, blocks: list[str], usage: Usage | None) -> Arch:
     """Three stride-2 stages (ShuffleNet v1's layout) of the given block types."""
     types = [get_block(block) for block in blocks]
@@ -240,7 +218,7 @@ def hybrid(trial: Suggests, shape: DataShape, usage: Usage | None = None) -> Arc
 def mobilenext(trial: Suggests, shape: DataShape, usage: Usage | None = None) -> Arch:
     """MobileNeXt's eight-stage layout (mnext.py); per stage reduction ratio t, identity tensor
     multiplier, width and depth (up to one more block than the paper), plus overall width."""
-    params = [_suggest_sandglass(trial, i) for i in range(len(MOBILENEXT_STAGES))]
+    params = [SANDGLASS_SAMPLING.suggest(trial, i) for i in range(len(MOBILENEXT_STAGES))]
 
     def build(v: dict[str, float]) -> Arch:
         width = v["width"]

@@ -11,8 +11,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from nas.hydra_app import CONF_DIR
-from nas.config import NasConfig, register_configs
+from nas.apps.hydra_app import CONF_DIR
+from nas.apps.hydra_app import register_configs
+from nas.search import NasConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -18,20 +22,22 @@ from search_spaces import (
     Arch,
     ArchError,
     BlockType,
-    Count,
     DataShape,
     Network,
     Sandglass,
     SandglassStage,
     ShuffleStage,
     ShuffleUnit,
-    StageSampling,
     Stem,
     get_space,
     register_block,
     registered_block,
 )
-from search_spaces.blocks import channel_shuffle, conv_bn
+from search_spaces.blocks.shuffle import channel_shuffle
+
+from .toy_block import TOY, ToyBlock, ToyStage
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _silence_branch(last_bn: nn.BatchNorm2d) -> None:
@@ -195,44 +201,7 @@ def test_stems_downsample_as_their_papers(stem: Stem, size: int, expected: int) 
     assert stem.output_size(size) == expected
 
 
-# -- a third block type, registered only through the registry ------------------------------------
-
-
-@dataclass(frozen=True)
-class ToyStage:
-    """`repeats` plain 3x3 conv -> BN -> ReLU blocks; the first has `stride`."""
-
-    out_channels: int
-    repeats: int
-    stride: int = 1
-
-    block: ClassVar[str] = "toy"
-    GENE: ClassVar[str] = "toy"
-    CODES: ClassVar[dict[str, str]] = {"out_channels": "c", "repeats": "n", "stride": "s"}
-
-    def unit_kwargs(self, index: int, *, first_in_network: bool) -> dict[str, Any]:
-        return {}
-
-    def check_input(self, in_channels: int, *, first_in_network: bool) -> None:
-        pass
-
-
-class ToyBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int) -> None:
-        super().__init__()
-        self.body = conv_bn(in_channels, out_channels, 3, stride=stride, act="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    @staticmethod
-    def count(in_channels: int, out_channels: int, height: int, width: int, *, stride: int) -> Count:
-        count = Count(height, width)
-        count.conv_bn(in_channels, out_channels, 3, stride=stride)
-        return count
-
-
-TOY = BlockType(ToyStage, ToyBlock, ToyBlock.count)
+# -- a third block type, registered only through the registry (tests/toy_block.py) -----------------
 
 
 def _ptflops(model: nn.Module, arch: Arch) -> tuple[int, int]:
@@ -302,9 +271,8 @@ class _AlwaysToy:
 
 
 def test_hybrid_space_draws_a_registered_block_type_with_sampling() -> None:
-    toy = BlockType(ToyStage, ToyBlock, ToyBlock.count, StageSampling(lambda trial, i: {}, lambda fields: 8))
     trial = _AlwaysToy()
-    with registered_block(toy):
+    with registered_block(TOY):
         arch = get_space("hybrid")(trial, DataShape(1, 16, 10))
         assert trial.block_choices == [("shuffle", "sandglass", "toy")] * 3
         assert [type(stage) for stage in arch.stages] == [ToyStage] * 3
@@ -325,3 +293,29 @@ def test_registry_refuses_a_second_block_type_with_a_taken_name_or_gene() -> Non
     with pytest.raises(ValueError, match="stage.GENE: 'sg' is already the code of block 'sandglass'"):
         register_block(BlockType(Clash, ToyBlock, ToyBlock.count))
     assert "toy" not in STAGE_TYPES
+
+
+# A new module of search_spaces/blocks/ (here in a folder added to the package's path) that registers
+# the toy block as a block file does; whichever block module is imported first, the registry loads
+# the built-in ones first and in their fixed order, then the others.
+NEW_BLOCK_FILE = """\
+import importlib, json, sys
+import search_spaces.blocks
+search_spaces.blocks.__path__.append(sys.argv[1])
+importlib.import_module(sys.argv[2])
+from search_spaces.registry import SAMPLED_BLOCKS, STAGE_TYPES
+print(json.dumps([list(STAGE_TYPES), list(SAMPLED_BLOCKS)]))
+"""
+
+
+@pytest.mark.parametrize("first", ["search_spaces.registry", "search_spaces.blocks.sandglass"])
+def test_a_new_file_in_blocks_registers_after_the_built_in_ones(tmp_path: Path, first: str) -> None:
+    # "aaa" sorts before both built-in modules: their order is fixed, not alphabetical.
+    (tmp_path / "aaa_toy.py").write_text(
+        "from search_spaces.registry import register_block\nfrom tests.toy_block import TOY\n\n"
+        "register_block(TOY)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", NEW_BLOCK_FILE, str(tmp_path), first], cwd=ROOT,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [["shuffle", "sandglass", "toy"]] * 2

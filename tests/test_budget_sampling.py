@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from nas.complexity import complexity
-from nas.budget import Budget, RandomSuggests, budget_usage
+from nas.search import RandomSuggests, budget_usage
+from search_spaces import Budget
 from search_spaces import DataShape, get_space
 from search_spaces.spaces import Size, draw_sizes
 

@@ -13,15 +13,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.study import run_search
+from nas.apps import run_search
 
 from .conftest import FAST
 
-SEARCH = "import sys; from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()"
+SEARCH = ["-m", "nas", "search"]
 
 
 def _search(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-c", SEARCH, *args], cwd=cwd, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, *SEARCH, *args], cwd=cwd, capture_output=True, text=True,
                           check=False, timeout=900, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -96,8 +96,8 @@ def test_journal_on_redis(make_cfg, redis_url: str) -> None:
 def _open_storage(url: str, barrier: Any, errors: Any) -> None:
     from types import SimpleNamespace
 
-    from nas.config import StorageConfig
-    from nas.storage import make_storage
+    from nas.search import StorageConfig
+    from nas.search import make_storage
 
     barrier.wait()
     try:
@@ -137,8 +137,8 @@ def test_a_storage_whose_tables_another_worker_is_creating_is_opened_again(monke
 
     import sqlalchemy.exc
 
-    from nas.config import StorageConfig
-    from nas.storage import make_storage
+    from nas.search import StorageConfig
+    from nas.search import make_storage
 
     calls = []
 
@@ -150,6 +150,6 @@ def test_a_storage_whose_tables_another_worker_is_creating_is_opened_again(monke
         return "storage"
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", racing_storage)
-    monkeypatch.setattr("nas.storage.time.sleep", lambda s: None)
+    monkeypatch.setattr("nas.search.storage.time.sleep", lambda s: None)
     cfg = SimpleNamespace(storage=StorageConfig(url="postgresql://nas@db/x"), output_dir="unused")
     assert make_storage(cfg) == "storage" and len(calls) == 2  # type: ignore[arg-type]

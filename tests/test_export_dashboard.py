@@ -21,8 +21,8 @@ import torch
 
 import nas
 from nas.errors import DataError
-from nas.export import ONNX_TOLERANCE, export_onnx
-from nas.study import run_search
+from nas.results import ONNX_TOLERANCE, export_onnx
+from nas.apps import run_search
 from search_spaces import Arch, Head, SandglassStage, ShuffleStage, Stem
 
 SHUFFLE = Arch(stem=Stem(24), stages=(ShuffleStage(96, 2, groups=3, shuffle=True), ShuffleStage(192, 2, groups=8)),
@@ -76,8 +76,8 @@ def test_load_model_restores_weights_and_refuses_pickled_code(tmp_path: Path) ->
 
 
 def _cli(entry: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    code = f"import sys; from nas.cli import {entry}; sys.argv[0] = 'nas'; {entry}()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, check=False,
+    command = entry.removesuffix("_main")  # python -m nas search|train|export|...
+    return subprocess.run([sys.executable, "-m", "nas", command, *args], cwd=cwd, capture_output=True, text=True, check=False,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
 
 
@@ -153,7 +153,7 @@ def test_dashboard_serves_study_metric_names_trials_and_artifacts(make_cfg, tmp_
     run_search(cfg, progress=False)
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from nas.cli import dashboard_main; dashboard_main()",
+        [sys.executable, "-m", "nas", "dashboard",
          "data=synthetic", "study.name=dash", f"output_dir={cfg.output_dir}", f"dashboard.port={port}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONPATH": str(Path.cwd())},
@@ -221,7 +221,7 @@ BAD_WEIGHTS = {
 
 
 def test_export_refuses_bad_weights_naming_the_file_and_leaves_no_folder_behind(make_cfg) -> None:
-    from nas.report import export_models
+    from nas.results import export_models
 
     cfg = make_cfg("search.n_trials=1")
     result = run_search(cfg, progress=False)

@@ -11,9 +11,10 @@ from optuna.trial import TrialState
 
 from nas.data import load_dataset
 from nas.attrs import TrialAttr
-from nas.halving import Halving, crowding_distances, nondominated_fronts, promoted, record_and_decide
-from nas.proxy import ProxySettings, train_proxy
-from nas.study import run_search
+from nas.dominance import crowding_distances, nondominated_fronts
+from nas.search import Halving, promoted, record_and_decide
+from nas.training import RunSettings, fit
+from nas.apps import run_search
 
 
 def test_fronts_of_a_hand_drawn_set() -> None:
@@ -84,9 +85,9 @@ def test_no_trial_is_stopped_before_a_rung_has_seen_min_trials(tmp_path) -> None
 def test_checkpoints_are_evaluated_at_their_fractions_and_can_stop_training() -> None:
     data = load_dataset("synthetic", resolution=16)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
-    settings = ProxySettings(epochs=2, batch_size=16, lr=0.1, train_fraction=1.0, max_train_images=160)
+    settings = RunSettings(epochs=2, batch_size=16, lr=0.1, train_fraction=1.0, max_train_images=160)
     seen: list[tuple[float, float]] = []
-    result = train_proxy(model, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
+    result = fit(model, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
                          checkpoints=(0.25, 0.5), on_checkpoint=lambda f, acc, secs: seen.append((f, acc, secs)))
     assert [f for f, _, _ in seen] == [0.25, 0.5]  # 20 steps: after steps 5 and 10
     assert all(0.0 <= acc <= 1.0 for _, acc, _ in seen) and result.epochs == 2
@@ -103,7 +104,7 @@ def test_checkpoints_are_evaluated_at_their_fractions_and_can_stop_training() ->
     model2 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
     hook = model2.register_forward_pre_hook(lambda m, x: steps_seen.append(1) if m.training else None)
     with pytest.raises(Stop):
-        train_proxy(model2, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
+        fit(model2, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
                     checkpoints=(0.25,), on_checkpoint=stop)
     hook.remove()
     assert len(steps_seen) == 5  # 2 epochs x 10 steps; stopped after a quarter

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from nas.errors import ConfigError
-from nas.study import run_search
+from nas.apps import run_search
 
 APP = Path(__file__).resolve().parent.parent / "examples" / "sweeper_app" / "train.py"
 BUDGET = 0.8  # MMACs: the plain space rejects most samples at the 1x16x16 input both use

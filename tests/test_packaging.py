@@ -11,7 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from nas.hydra_app import CONF_DIR
+from nas.apps.hydra_app import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,13 +44,14 @@ def test_hydra_discovers_the_sweeper_without_importing_the_engine() -> None:
 # An app that imports the engine before Hydra scans the plugins (as examples/sweeper_app does):
 # the scan executes the plugin's modules again, and the settings must stay one set of classes.
 ENGINE_FIRST = """\
-from nas.sweeper import NasSweeperConf, sweeper_settings
+from hydra_plugins.nas_sweeper._impl import sweeper_settings
+from hydra_plugins.nas_sweeper._settings import NasSweeperConfig
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 Plugins.instance().discover(Sweeper)
 import hydra_plugins.nas_sweeper.config as config
-assert config.NasSweeperConf is NasSweeperConf
+assert config.NasSweeperConfig is NasSweeperConfig
 stored = ConfigStore.instance().load("hydra/sweeper/nas.yaml").node
 print(sweeper_settings(stored).data_shape.resolution)
 """
@@ -75,3 +76,10 @@ def test_every_config_group_ships_in_the_package() -> None:
         assert package in setuptools["packages"], f"tool.setuptools.packages: add {package!r}"
         data = setuptools["package-data"].get(package)
         assert data == ["*.yaml"], f"tool.setuptools.package-data: {package!r} = [\"*.yaml\"]"
+
+
+def test_the_import_contract_holds() -> None:
+    """pyproject.toml's import-linter contracts: layers by stage, no circles, no upward imports."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]

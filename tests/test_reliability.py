@@ -16,26 +16,27 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import nas.proxy
-import nas.storage
-import nas.study
+import nas.training.loop
+import nas.search
+import nas.search.objective
 from nas.checks import redact
 from nas.errors import ConfigError, SearchAborted
 from nas.model import MAX_MPARAMS
-from nas.pareto import atomic_write
-from nas.study import run_search
+from nas.files import atomic_write
+from nas.apps import run_search
 from nas.attrs import TrialAttr
-from nas.trials import fail_dead_trials, this_process
+from nas.search import fail_dead_trials, this_process
 from search_spaces import Arch, ShuffleStage, Stem, reference
 
 from .conftest import FAST
 
-SEARCH = "import sys; from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()"
-TRAIN = "import sys; from nas.cli import train_main; sys.argv[0] = 'nas-train'; train_main()"
+SEARCH = ["-m", "nas", "search"]
+TRAIN = ["-m", "nas", "train"]
+COMPLEXITY = ["-m", "nas", "complexity"]
 
 
-def _run(code: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+def _run(command: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *command, *args], cwd=cwd, capture_output=True, text=True,
                           check=False, timeout=300, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
 
 
@@ -104,7 +105,7 @@ def test_bad_architecture_files_are_one_line_status_2(tmp_path: Path, content: s
     path = tmp_path / "arch.yaml"
     path.write_text(content)
     for code, args in ((TRAIN, [str(path), "data=synthetic"]),
-                       ("from nas.cli import complexity_main; complexity_main()", [str(path)])):
+                       (COMPLEXITY, [str(path)])):
         done = _run(code, args, tmp_path)
         assert done.returncode == 2 and done.stderr.startswith("error: ") and message in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -127,7 +128,7 @@ def faulty_models(monkeypatch):
     """Make chosen calls of build_model return a broken network: `faults[i]` says how."""
     faults: dict[int, str] = {}
     calls = {"n": 0}
-    real = nas.study.build_model
+    real = nas.search.objective.build_model
 
     class OutOfMemory(torch.nn.Module):
         def forward(self, x):  # what a CUDA allocation failure raises; simulated on the CPU
@@ -145,7 +146,7 @@ def faulty_models(monkeypatch):
             model.stages.append(torch.nn.Flatten())  # shape error in the classifier
         return model
 
-    monkeypatch.setattr(nas.study, "build_model", build)
+    monkeypatch.setattr(nas.search.objective, "build_model", build)
     return faults
 
 
@@ -172,7 +173,7 @@ def test_a_study_where_every_trial_fails_stops(make_cfg, faulty_models) -> None:
 
 
 def test_an_exception_in_the_data_code_fails_only_that_trial(make_cfg, monkeypatch) -> None:
-    real, calls = nas.proxy._augment, {"n": 0}
+    real, calls = nas.training.loop._augment, {"n": 0}
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -180,7 +181,7 @@ def test_an_exception_in_the_data_code_fails_only_that_trial(make_cfg, monkeypat
             raise ValueError("corrupt batch")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nas.proxy, "_augment", flaky)
+    monkeypatch.setattr(nas.training.loop, "_augment", flaky)
     cfg = make_cfg("search.n_trials=2")
     assert run_search(cfg, progress=False).trained == 2
     assert [t.user_attrs["failure"] for t in _study(cfg).trials if t.state == TrialState.FAIL] == [
@@ -194,9 +195,9 @@ def test_an_exception_in_the_data_code_fails_only_that_trial(make_cfg, monkeypat
 #: nas-search whose every training step takes a second longer: a trial lasts long enough to be killed
 #: or interrupted midway on any machine, with the proxy settings of a quick search (which a resume
 #: must repeat).
-SLOW_SEARCH = ("import sys, time; import nas.proxy; augment = nas.proxy._augment; "
-               "nas.proxy._augment = lambda *a, **k: (time.sleep(1.0), augment(*a, **k))[1]; "
-               "from nas.cli import search_main; sys.argv[0] = 'nas-search'; search_main()")
+SLOW_SEARCH = ("import runpy, sys, time; import nas.training.loop as loop; augment = loop._augment; "
+               "loop._augment = lambda *a, **k: (time.sleep(1.0), augment(*a, **k))[1]; "
+               "sys.argv[1:1] = ['search']; runpy.run_module('nas', run_name='__main__')")
 
 
 def _start_worker(tmp_path: Path, *args: str, heartbeat_s: int = 1, background: bool = False) -> subprocess.Popen[str]:
@@ -443,7 +444,7 @@ def _running_trial(study: optuna.Study, owner: dict | None, *, heartbeat: bool) 
 def test_dead_trials_are_told_from_live_ones_by_host_pid_and_heartbeat(make_cfg) -> None:
     cfg = make_cfg("search.n_trials=1", "storage.heartbeat_s=1")
     run_search(cfg, progress=False)
-    study = optuna.load_study(study_name=cfg.study.name, storage=nas.storage.make_storage(cfg))
+    study = optuna.load_study(study_name=cfg.study.name, storage=nas.search.make_storage(cfg))
     ended_pid = subprocess.Popen(["true"])  # a pid that has just ended
     ended_pid.wait()
     live = subprocess.Popen(["sleep", "60"])
@@ -528,13 +529,12 @@ def test_resuming_with_another_proxy_is_refused_naming_the_field(make_cfg) -> No
     ("train.top_k=0", "train.top_k"),
 ])
 def test_the_proxy_and_nas_train_check_their_one_recipe_type_alike(make_cfg, override: str, field: str) -> None:
-    import nas.train
-    from nas.config import validate
-    from nas.data import DATASETS
+    import nas.results
+    from nas.search import validate
 
     cfg = make_cfg(override)
     with pytest.raises(ConfigError, match=f"^{re.escape(field)}: "):
         if field.startswith("proxy"):
-            validate(cfg, DATASETS)
+            validate(cfg)
         else:
-            nas.train._validate(cfg)
+            nas.results.validate_train(cfg)

@@ -14,10 +14,11 @@ from optuna.trial import TrialState
 from ptflops import get_model_complexity_info
 
 import nas
-import nas.study
+import nas.search.objective
 from nas.data import Dataset, Split, load_dataset
 from nas.errors import ConfigError, DataError
-from nas.study import proxy_settings, run_search
+from nas.apps import run_search
+from nas.search import run_settings
 from search_spaces import Arch
 from .conftest import compose_config
 
@@ -35,13 +36,13 @@ def _trained(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def recorded_training(monkeypatch):
     """Every architecture that reaches the trainer, in order."""
     seen: list[Arch] = []
-    real = nas.study.train_proxy
+    real = nas.search.objective.fit
 
     def spy(model, *args, **kwargs):
         seen.append(model.arch)
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(nas.study, "train_proxy", spy)
+    monkeypatch.setattr(nas.search.objective, "fit", spy)
     return seen
 
 
@@ -221,10 +222,10 @@ def test_trained_trials_carry_zero_cost_scores_and_rejected_ones_do_not(make_cfg
 
 def test_cpu_proxy_takes_its_own_batch_and_learning_rate() -> None:
     cfg = compose_config(["study.name=t"])
-    cpu, _, note = proxy_settings(cfg, torch.device("cpu"), seed=0)
+    cpu, _, note = run_settings(cfg, torch.device("cpu"), seed=0)
     assert (cpu.batch_size, cpu.lr, cpu.max_train_images) == (32, 0.4, 5000)
     assert "batch 32, lr 0.4" in note
-    gpu, _, _ = proxy_settings(cfg, torch.device("cuda"), seed=0)
+    gpu, _, _ = run_settings(cfg, torch.device("cuda"), seed=0)
     assert (gpu.batch_size, gpu.lr, gpu.max_train_images) == (128, 0.1, None)
     full = compose_config(["study.name=t", "proxy.on_cpu=null"])
-    assert proxy_settings(full, torch.device("cpu"), seed=0)[0].batch_size == 128
+    assert run_settings(full, torch.device("cpu"), seed=0)[0].batch_size == 128

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -128,11 +129,11 @@ def test_unsafe_yaml_tags_are_refused() -> None:
         Arch.from_yaml("!!python/object/apply:os.system ['echo hi']\n")
 
 
-CLI = "import sys; from nas.cli import complexity_main; sys.argv[0] = 'nas-complexity'; complexity_main()"
+CLI = ["-m", "nas", "complexity"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, *CLI, *args], capture_output=True, text=True, check=False)
 
 
 def test_complexity_cli_json_for_reference_and_yaml(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_the_largest_allowed_network_is_counted_within_a_second() -> None:
 def test_complexity_cli_refuses_a_trillion_repeats_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"
     path.write_text(HYBRID.to_yaml().replace("repeats: 3", f"repeats: {10**12}"))
-    done = subprocess.run([sys.executable, "-c", CLI, str(path)], capture_output=True, text=True, check=False,
+    done = subprocess.run([sys.executable, *CLI, str(path)], capture_output=True, text=True, check=False,
                           timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: stages[1].repeats: 1000000000000 is out of range"), done.stderr
@@ -226,3 +227,40 @@ def test_genotype_round_trips_widths_over_a_million_and_floats_with_many_digits(
     assert "c1200000" in text and "e+06" not in text
     assert Arch.from_genotype(text) == arch
     assert HYBRID.genotype().endswith("|sg_c192_n3_s2_t4_m0.5_k1|shuf_c384_n1_s2_g8_x1|head_d0.1")  # unchanged
+
+
+# -- every module imports on its own --------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for path in (ROOT / "search_spaces").rglob("*.py")
+)
+
+# A fresh interpreter imports one module (argv[1]), then parses and builds with the spec's modules
+# alone: the registry must fill itself, whatever was imported first, in its fixed order.
+ALONE = """\
+import importlib, sys
+importlib.import_module(sys.argv[1])
+from search_spaces.spec import Arch
+assert Arch.from_yaml(sys.stdin.read()).genotype() == sys.argv[2]
+from search_spaces.spec import Stem
+from search_spaces.blocks.shuffle import ShuffleStage
+Arch(stem=Stem(24), stages=(ShuffleStage(240, 4, groups=3),), num_classes=10, in_channels=1, resolution=28)
+from search_spaces.registry import STAGE_TYPES
+assert list(STAGE_TYPES) == ["shuffle", "sandglass"], list(STAGE_TYPES)
+"""
+
+
+def test_every_module_of_search_spaces_imports_alone_and_the_spec_works() -> None:
+    assert {"search_spaces.spec", "search_spaces.blocks.shuffle", "search_spaces.blocks.sandglass"} <= {*MODULES}
+
+    def run(module: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", ALONE, module, HYBRID.genotype()], cwd=ROOT,
+                              input=HYBRID.to_yaml(), capture_output=True, text=True, check=False, timeout=120)
+
+    # One interpreter per module (each imports torch for seconds), a few at a time.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = dict(zip(MODULES, pool.map(run, MODULES)))
+    failed = {m: d.stderr.strip().splitlines()[-1:] for m, d in done.items() if d.returncode}
+    assert not failed, failed

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.halving import promoted
+from nas.search import promoted
 
 from search_spaces import Arch
 
@@ -94,7 +94,7 @@ def test_a_job_in_a_multi_objective_sweep_without_halving_can_report(tmp_path: P
     handle takes the report and never asks to stop."""
     from omegaconf import OmegaConf
 
-    from nas.sweeper import current_trial
+    from nas.search import current_trial
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="multi", storage=storage, directions=directions)
@@ -111,7 +111,7 @@ def test_a_job_in_a_multi_objective_sweep_without_halving_can_report(tmp_path: P
 def test_a_job_in_a_single_objective_sweep_without_halving_gets_optunas_trial(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from nas.sweeper import current_trial
+    from nas.search import current_trial
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="single", storage=storage, direction="maximize")

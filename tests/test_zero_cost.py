@@ -12,7 +12,7 @@ from torch import nn
 
 from nas.data import Split
 from nas.model import build_model
-from nas.zero_cost import naswot, rank_aggregate, synflow, zero_cost_scores, zico
+from nas.training.zero_cost import naswot, rank_aggregate, synflow, zero_cost_scores, zico
 from search_spaces import reference
 
 

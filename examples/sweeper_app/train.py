@@ -16,8 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from nas.data import load_dataset
-from nas.proxy import ProxySettings, train_proxy
-from nas.sweeper import current_trial
+from nas.search import current_trial
+from nas.training import RunSettings, fit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -33,10 +33,10 @@ def main(cfg: DictConfig) -> float:
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {metrics.epoch}")
 
-    settings = ProxySettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, train_fraction=cfg.train_fraction,
-                             flip=False, pad_crop=1, seed=cfg.seed)
-    result = train_proxy(model, data.train, data.val, settings, mean=data.mean, std=data.std, device="auto",
-                         on_epoch=on_epoch)
+    settings = RunSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, train_fraction=cfg.train_fraction,
+                           flip=False, pad_crop=1, seed=cfg.seed)
+    result = fit(model, data.train, data.val, settings, mean=data.mean, std=data.std, device="auto",
+                 on_epoch=on_epoch)
     return result.val_acc
 
 

@@ -1,5 +1,5 @@
-"""The plugin class Hydra instantiates; the work happens in `nas.sweeper`, imported when a sweep
-starts (Hydra imports this module on every plugin discovery: no torch or Optuna here)."""
+"""The plugin class Hydra instantiates; the work happens in `_impl`, imported when a sweep starts
+(Hydra imports this module on every plugin discovery: no torch or Optuna here)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class NasSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from nas.errors import report_user_errors
-        from nas.sweeper import run_sweep, sweeper_settings
+
+        from ._impl import run_sweep, sweeper_settings
 
         assert self.config is not None and self.launcher is not None
         return report_user_errors(lambda: run_sweep(sweeper_settings(self.settings), self.launcher, self.config, arguments))

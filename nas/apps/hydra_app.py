@@ -1,0 +1,151 @@
+"""Running an entry point as a Hydra app over the project's configs: where the configs are, a
+config composed and checked before Hydra starts (one-line errors), signals, Optuna's logging."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import report_user_errors
+
+__all__ = ["CONF_DIR", "quiet_optuna", "register_configs", "run_hydra_app", "worker_seed"]
+
+
+def _conf_dir() -> Path:
+    """The Hydra configs: `nas/conf/` where the package was installed from a wheel (pyproject.toml
+    maps the repository's `conf/` to the package `nas.conf`), else `conf/` at the root of the
+    source checkout this package was imported from (an editable install, or the checkout itself)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "search.yaml").is_file():
+            return candidate
+    return package / "conf"  # not there: Hydra's error names this folder
+
+
+#: The project's Hydra configs (see `_conf_dir`).
+CONF_DIR = _conf_dir()
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler's stop, `kill`) ends the current trial like Ctrl-C does, and so does
+    SIGINT even where it was inherited as ignored: a non-interactive shell ignores it in the jobs
+    it starts with `&`, and Python then leaves it ignored, so `kill -INT` did nothing."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# Hydra's own flags: with any of them Hydra handles the command line itself (help, multirun, ...).
+HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "--resolve", "-i", "--info",
+               "--version", "-sc", "--shell-completion", "-cp", "--config-path", "-cn", "--config-name",
+               "-cd", "--config-dir", "-p", "--package", "--experimental-rerun")
+
+
+def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
+    """Compose the config as Hydra will and turn a composition error (unknown choice or key, a
+    value of the wrong type) into one line and exit status 2, before Hydra prints its own."""
+    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args) or verbose:
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
+    except MissingConfigException as err:
+        group, _, choice = str(err.missing_cfg_file).rpartition("/")
+        options = [o for o in (err.options or []) if not o.endswith("_schema")]
+        message = f"{group or 'config'}: {choice!r} is not available (allowed: {', '.join(options)})"
+    except (HydraException, OmegaConfBaseException) as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), "")
+        text = lines[0] if lines else type(err).__name__
+        message = f"{key}: {text}" if key else f"overrides: {text}"
+    else:
+        return
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _quote_non_ascii(args: list[str]) -> list[str]:
+    """Hydra's override grammar reads unquoted values as ASCII only, though such a value (a folder
+    with accents, a study name) can only be a string: quote it, so that it is read as the string it
+    is and validated like any other value."""
+    quoted = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key.isascii() and not value.isascii() and not any(c in value for c in "'\"\\$[]{}(),"):
+            arg = f"{key}='{value}'"
+        quoted.append(arg)
+    return quoted
+
+
+def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
+    """Run `task(config)` (the config as `NasConfig`) as a Hydra app over `conf/`, turning user
+    errors into one line."""
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    verbose = "--verbose" in sys.argv
+    if verbose:
+        sys.argv.remove("--verbose")
+    register_configs()
+    _terminate_as_interrupt()
+    sys.argv[1:] = _quote_non_ascii(sys.argv[1:])
+    _check_overrides(config_name, sys.argv[1:], verbose or os.environ.get("HYDRA_FULL_ERROR") == "1")
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    def app(cfg: DictConfig) -> Any:
+        quiet_optuna()  # again here: launchers may run the job in another process
+        settings = OmegaConf.to_object(cfg)
+        return report_user_errors(lambda: task(settings), verbose=verbose or settings.verbose)
+
+    app()
+
+
+def worker_seed(seed: int, worker: int) -> int:
+    """Each worker of a shared study gets its own sampler seed; otherwise workers started together
+    would propose the same architectures."""
+    return int(seed) + 1009 * int(worker)
+
+
+def register_configs() -> None:
+    """Register the schemas once, so that Hydra type-checks every override against them."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from ..data import DataConfig
+    from ..search import NasConfig, ObjectiveConfig, ProxyConfig, SpaceConfig, StorageConfig
+
+    if not OmegaConf.has_resolver("worker_seed"):
+        OmegaConf.register_new_resolver("worker_seed", worker_seed)
+    cs = ConfigStore.instance()
+    cs.store(name="nas_schema", node=NasConfig)
+    for group, node in (("space", SpaceConfig), ("data", DataConfig), ("proxy", ProxyConfig),
+                        ("objective", ObjectiveConfig), ("storage", StorageConfig)):
+        cs.store(group=group, name=f"{group}_schema", node=node)
+
+
+def quiet_optuna() -> None:
+    """Optuna's logging and warnings down to what a user can act on."""
+    import warnings
+
+    import optuna
+
+    # Failed trials are logged by the search with their reason (and kept in the study); Optuna's
+    # own report of them adds a traceback per trial.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # Heartbeats, grouped TPE, metric names and artifacts are marked experimental; the warnings
+    # say nothing a user can act on.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -1,0 +1,10 @@
+"""Data: datasets read from their files into memory, split into train, validation and test.
+
+The search reads `train` and `val` only; the test split is for final reports.
+"""
+
+from .config import DataConfig
+from .dataset import Dataset, load_data, load_dataset
+from .readers import DATASETS, Split
+
+__all__ = ["DATASETS", "DataConfig", "Dataset", "Split", "load_data", "load_dataset"]

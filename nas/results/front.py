@@ -1,0 +1,113 @@
+"""What a study has found: its trained architectures (front members to be), their accuracy-vs-MACs
+front and its hypervolume, computed once per write and handed to every output."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from search_spaces import Arch
+
+from ..attrs import Status, TrialAttr
+from ..dominance import nondominated
+from ..files import atomic_write
+from ..search import fully_trained
+
+__all__ = ["FRONT_COLUMNS", "FrontMember", "Outcome", "hypervolume", "outcome", "pareto_front", "trained_members",
+           "write_front_csv"]
+
+
+@dataclass(frozen=True)
+class FrontMember:
+    """A fully trained architecture of a study, as the front and its outputs see it."""
+
+    trial: int
+    val_acc: float
+    macs: int
+    params: int
+    genotype: str
+    arch_yaml: str  # as the study stores it
+
+    @cached_property
+    def arch(self) -> Arch:
+        """The spec, parsed (and validated) once, on first use."""
+        return Arch.from_yaml(self.arch_yaml)
+
+    @property
+    def mmacs(self) -> float:
+        return self.macs / 1e6
+
+    @property
+    def mparams(self) -> float:
+        return self.params / 1e6
+
+
+def trained_members(trials: Sequence[FrozenTrial]) -> list[FrontMember]:
+    """Fully trained, within-budget trials (pruned, failed and rejected ones excluded)."""
+    return [
+        FrontMember(t.number, float(a[TrialAttr.VAL_ACC]), int(a[TrialAttr.MACS]), int(a[TrialAttr.PARAMS]),
+                    str(a[TrialAttr.GENOTYPE]), str(a[TrialAttr.ARCH_YAML]))
+        for t in trials if fully_trained(t) for a in (t.user_attrs,)
+    ]
+
+
+def pareto_front(members: Sequence[FrontMember]) -> list[FrontMember]:
+    """The non-dominated members (higher accuracy, fewer MACs; `nas.dominance`), sorted by MACs.
+    Members with identical scores dominate neither and both stay."""
+    points = [(-m.val_acc, m.macs) for m in members]
+    front = [members[i] for i in nondominated(points)]
+    return sorted(front, key=lambda c: (c.macs, -c.val_acc, c.trial))
+
+
+def hypervolume(front: Sequence[FrontMember], max_mmacs: float) -> float:
+    """Area dominated by the front in (MMACs / max_mmacs, accuracy), reference point (1, 0)."""
+    points = sorted((min(c.mmacs / max_mmacs, 1.0), c.val_acc) for c in front)
+    area, best = 0.0, 0.0
+    for i, (x, acc) in enumerate(points):
+        best = max(best, acc)  # the best accuracy reachable at this cost or less
+        right = points[i + 1][0] if i + 1 < len(points) else 1.0
+        area += best * (right - x)
+    return area
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A study's result at one moment: everything the table, CSV, plot and report show."""
+
+    study_name: str
+    budget_mflops: float
+    trained: list[FrontMember]
+    front: list[FrontMember]
+    hypervolume: float  # of the front (0 when empty)
+    rejected_mmacs: list[float]  # MMACs of the samples refused for the budget
+    trials: int  # trials of any state
+
+
+def outcome(study: optuna.Study, budget_mflops: float) -> Outcome:
+    """The study's front and its hypervolume, computed once from one read of its trials."""
+    trials = study.get_trials(deepcopy=False)
+    trained = trained_members(trials)
+    front = pareto_front(trained)
+    rejected = [t.user_attrs[TrialAttr.MACS] / 1e6 for t in trials if t.user_attrs.get(TrialAttr.STATUS) == Status.REJECTED]
+    return Outcome(study.study_name, budget_mflops, trained, front,
+                   hypervolume(front, budget_mflops) if front else 0.0, rejected, len(trials))
+
+
+FRONT_COLUMNS = ("trial", "genotype", "val_acc", "mmacs", "mparams", "yaml")
+
+
+def write_front_csv(front: Sequence[FrontMember], yaml_paths: dict[int, str], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FRONT_COLUMNS)
+    for c in front:
+        writer.writerow([c.trial, c.genotype, f"{c.val_acc:.4f}", f"{c.mmacs:.3f}", f"{c.mparams:.4f}",
+                         yaml_paths.get(c.trial, "")])
+    atomic_write(path, buffer.getvalue())

@@ -1,0 +1,52 @@
+"""The front as a picture: every trained trial, the front, the budget, rejected samples and the
+papers' reference networks, accuracy against MACs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..files import atomic_write
+from .front import Outcome
+
+__all__ = ["plot_front"]
+
+
+def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, float]] = ()) -> None:
+    """Scatter of every trained trial, the front as a step line, the budget as a vertical line,
+    rejected samples as ticks along the bottom, reference networks' MACs as dotted lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trained, front, rejected = result.trained, result.front, result.rejected_mmacs
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.scatter([c.mmacs for c in trained], [c.val_acc * 100 for c in trained], s=18, color="#8aa4c8",
+               label=f"trained ({len(trained)})")
+    if front:
+        xs = [c.mmacs for c in front]
+        ys = [c.val_acc * 100 for c in front]
+        ax.step(xs, ys, where="post", color="#c0392b", lw=1.2)
+        ax.scatter(xs, ys, s=34, color="#c0392b", zorder=3, label=f"Pareto front ({len(front)})")
+    budget = result.budget_mflops
+    ax.axvline(budget, color="black", ls="--", lw=1, label=f"budget {budget:g} MMACs")
+    if rejected:
+        bottom = ax.get_ylim()[0]
+        ax.plot(rejected, [bottom] * len(rejected), "|", color="#999999", ms=10,
+                label=f"rejected samples ({len(rejected)})")
+    for name, mmacs in references:
+        ax.axvline(mmacs, color="#2e7d32", ls=":", lw=0.8)
+        ax.annotate(name, (mmacs, ax.get_ylim()[1]), rotation=90, fontsize=6, va="top", ha="right", color="#2e7d32")
+    ax.set_xscale("log")
+    ax.set_xlabel("MMACs per image (log scale)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"study {result.study_name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())

@@ -1,0 +1,86 @@
+"""After a search: reopen a finished study, report its front, and export deployable models."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..attrs import StudyAttr
+from ..checks import check_folder
+from ..errors import ConfigError, DataError
+from ..model import build_model
+from ..search import NasConfig, open_finished_study, study_shape, trial_counts
+from .export import export_model, load_weights
+from .front import Outcome, pareto_front, trained_members
+from .outputs import reference_points, write_outputs
+
+__all__ = ["FrontReport", "export_models", "report_front"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrontReport:
+    outcome: Outcome
+    counts: dict[str, int]
+    references: list[tuple[str, float]]
+    output_dir: Path
+
+
+def report_front(cfg: NasConfig) -> FrontReport:
+    """Write pareto.csv / pareto.png / export/ for the study and return what to print."""
+    study = open_finished_study(cfg)
+    shape = study_shape(study)
+    budget = float(study.user_attrs[StudyAttr.BUDGET_MFLOPS])
+    out = Path(cfg.output_dir)
+    result, _ = write_outputs(study, out, budget_mflops=budget, shape=shape, artifact_dir=cfg.artifact_dir)
+    return FrontReport(outcome=result, counts=trial_counts(study), references=reference_points(shape), output_dir=out)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} cannot be read ({err}); train it again with nas-train") from None
+
+
+def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] | None = None) -> list[Path]:
+    """A deployable folder per Pareto architecture under runs/<study>/models/ (see export_model);
+    only those of `trials` when given."""
+    study = open_finished_study(cfg)
+    front = pareto_front(trained_members(study.get_trials(deepcopy=False)))
+    if trials is not None:
+        front = [c for c in front if c.trial in trials]
+    if not front:
+        raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture to export yet")
+    data_name = study.user_attrs.get(StudyAttr.DATA, "?")
+    models = Path(cfg.output_dir) / "models"
+    check_folder("output_dir", models)
+    # Every file is read and checked before any folder is written: a bad one stops the export whole.
+    plans = []
+    for c in front:
+        arch = c.arch
+        trained = Path(cfg.output_dir) / "export" / f"trial_{c.trial:04d}.pt"
+        metrics_file = trained.with_suffix(".metrics.json")
+        metrics: dict[str, Any] = {
+            "study": study.study_name, "trial": c.trial, "genotype": c.genotype, "data": data_name,
+            "val_acc_proxy": c.val_acc, "mmacs": c.mmacs, "mparams": c.mparams,
+            # Inputs are pixel / 255, then (x - mean) / std per channel.
+            "normalize": {"mean": study.user_attrs.get(StudyAttr.DATA_MEAN), "std": study.user_attrs.get(StudyAttr.DATA_STD)},
+        }
+        if metrics_file.is_file():
+            metrics["full_training"] = _read_json(metrics_file)
+        weights = trained if trained.is_file() else None
+        if weights is not None:
+            load_weights(build_model(arch, max_mparams=cfg.limits.max_mparams), weights)
+        plans.append((models / f"trial_{c.trial:04d}", arch, weights, metrics))
+    for folder, arch, weights, metrics in plans:
+        export_model(arch, folder, weights=weights, metrics=metrics, max_mparams=cfg.limits.max_mparams,
+                     command=command or f"nas-export study.name={study.study_name}")
+    folders = [folder for folder, *_ in plans]
+    log.info("exported %d models under %s", len(folders), Path(cfg.output_dir) / "models")
+    return folders

@@ -1,0 +1,223 @@
+"""The search's configuration: one dataclass per Hydra config group, each stating its fields'
+defaults, units and rules once; `NasConfig` is the whole of `conf/search.yaml`.
+
+`validate` applies the rules (`search_spaces.fields.check_fields`), then probes the folders and
+devices the run will use, before anything is created on disk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+from omegaconf import MISSING
+
+from search_spaces import SPACES, Budget
+from search_spaces.fields import FieldError, Rule, at_least, check_fields, fraction, one_of, positive
+
+from ..checks import check_device, check_folder, redact
+from ..data import DataConfig
+from ..errors import ConfigError
+from ..model import LimitsConfig
+from ..training import Recipe, TrainConfig
+
+__all__ = [
+    "DashboardConfig",
+    "HalvingConfig",
+    "NasConfig",
+    "ObjectiveConfig",
+    "OnCpuConfig",
+    "ProxyConfig",
+    "SearchConfig",
+    "SpaceConfig",
+    "StorageConfig",
+    "StudyConfig",
+    "validate",
+]
+
+PRESCREEN_SCORES = ("naswot", "zico", "synflow")
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,99}")
+STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql", "mysql+pymysql")
+
+
+@dataclass
+class SpaceConfig:
+    name: str = MISSING  # shufflenet | mobilenext | hybrid
+
+    RULES: ClassVar[dict[str, Rule]] = {"name": one_of(lambda: sorted(SPACES), noun="search space")}
+
+
+@dataclass
+class OnCpuConfig:
+    """A lighter proxy used when no GPU is found, so that a search on a laptop ends in minutes.
+    Its batch and learning rate were chosen by measurement at this size (docs/proxy-quality.md):
+    the proxy's 156 steps need a higher rate than a GPU epoch's hundreds."""
+
+    max_train_images: int = 5000  # training images per candidate (drawn once per trial)
+    max_val_images: int = 1000  # validation images scored per candidate
+    batch_size: Optional[int] = 32  # null: proxy.batch_size
+    lr: Optional[float] = 0.4  # peak learning rate; null: proxy.lr
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "max_train_images": positive(integer=True),
+        "max_val_images": positive(integer=True),
+        "batch_size": positive(integer=True, optional=True),
+        "lr": positive(optional=True),
+    }
+
+
+@dataclass
+class ProxyConfig(Recipe):
+    """The search's proxy: the training recipe (`nas.training.Recipe`: epochs, batch, lr, schedule,
+    images) of every candidate, and where and how it runs."""
+
+    max_val_images: Optional[int] = None  # cap on validation images scored (null: all)
+    device: str = "auto"  # auto (GPU when there is one) | cpu | cuda | cuda:N
+    zero_cost: bool = True  # record synflow, NASWOT and ZiCo of every trained architecture (user attrs zc_*)
+    on_cpu: Optional[OnCpuConfig] = field(default_factory=OnCpuConfig)  # null: full proxy on CPU too
+
+    RULES: ClassVar[dict[str, Rule]] = {**Recipe.RULES, "max_val_images": positive(integer=True, optional=True)}
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "pareto"  # pareto: (max val_acc, min MMACs) | accuracy: max val_acc
+    pruner: Optional[dict[str, Any]] = None  # accuracy only: an Optuna pruner (_target_ ...)
+
+    RULES: ClassVar[dict[str, Rule]] = {"name": one_of(("pareto", "accuracy"), noun="objective")}
+
+    def check(self) -> None:
+        if self.name == "pareto" and self.pruner:
+            raise FieldError("pruner", "Optuna's pruners are single-objective: use objective=accuracy")
+
+
+@dataclass
+class HalvingConfig:
+    """Early stopping that keeps the Pareto mode (nas.search.halving): successive halving over rungs."""
+
+    # Stop trials dominated at a rung (works with objective=pareto and accuracy). null: on unless
+    # objective.pruner stops trials already (objective=accuracy comes with Hyperband).
+    enabled: Optional[bool] = None
+    rungs: list[float] = field(default_factory=lambda: [0.25, 0.5])  # fractions of the proxy's steps, ascending
+    keep: float = 0.33  # share of the trials measured at a rung that continue (fronts best first)
+    min_trials: int = 4  # trials a rung must have seen before it stops any
+
+    RULES: ClassVar[dict[str, Rule]] = {"keep": fraction(), "min_trials": positive(integer=True)}
+
+    def check(self) -> None:
+        rungs = list(self.rungs)
+        if not rungs or any(not 0 < r < 1 for r in rungs) or rungs != sorted(set(rungs)):
+            raise FieldError("rungs", f"{rungs} is not allowed (allowed: ascending fractions, 0 < r < 1)")
+
+    def active(self, pruner: Any) -> bool:
+        """Whether the search stops trials at the rungs, given the objective's pruner."""
+        return self.enabled if self.enabled is not None else not pruner
+
+
+@dataclass
+class SearchConfig:
+    n_trials: int = 20  # trained architectures to reach (rejected samples do not count)
+    seed: int = 0  # sampler seed; with it the same architectures are sampled again
+    worker: int = 0  # index of this worker when several share a study
+    max_rejected: int = 2000  # stop after this many over-budget samples in a row
+    max_failures: int = 10  # stop after this many failed trials in a row
+    probe_samples: int = 500  # random samples that estimate the budget's feasible share
+    budget_aware: bool = True  # draw depths and widths within what the budget leaves (false: plain space + rejection)
+    halving: HalvingConfig = field(default_factory=HalvingConfig)
+    prescreen: Optional[str] = None  # zero-cost pre-screening: naswot | zico | synflow (null: off)
+    prescreen_candidates: int = 8  # architectures drawn (and scored) per one trained
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "n_trials": positive(integer=True),
+        "worker": at_least(0),
+        "max_rejected": positive(integer=True),
+        "max_failures": positive(integer=True),
+        "prescreen": one_of(PRESCREEN_SCORES, optional=True),
+        "prescreen_candidates": positive(integer=True),
+    }
+
+
+@dataclass
+class StudyConfig:
+    name: str = MISSING  # the study's name in its storage, and its folder under runs/
+
+    def check(self) -> None:
+        if not STUDY_NAME.fullmatch(str(self.name)):
+            raise FieldError(
+                "name", f"{self.name!r} is not allowed (allowed: ASCII letters, digits, '_', '-', '.', '='; up to 100)"
+            )
+
+
+@dataclass
+class StorageConfig:
+    kind: str = "rdb"  # rdb (SQLite, PostgreSQL: SQLAlchemy URL) | journal
+    url: Optional[str] = None  # rdb: SQLAlchemy URL; journal: redis:// URL (null: a file)
+    path: Optional[str] = None  # journal: log file (null: runs/<study.name>/journal.log)
+    heartbeat_s: int = 60  # RDB: a trial without a heartbeat for 2x this long is stale
+
+    RULES: ClassVar[dict[str, Rule]] = {"kind": one_of(("rdb", "journal")), "heartbeat_s": positive(integer=True)}
+
+    def check(self) -> None:
+        if self.kind == "rdb":
+            url = self.url or ""
+            if url in ("", "???"):
+                raise FieldError("url", "is required (e.g. storage.url=postgresql://USER:PASSWORD@HOST:5432/DB)")
+            scheme = url.split("://", 1)[0] if "://" in url else ""
+            if scheme not in STORAGE_SCHEMES or not url.split("://", 1)[1]:
+                raise FieldError(
+                    "url",
+                    f"{redact(url)!r} is not a database URL (allowed: sqlite:///PATH, "
+                    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, mysql://...)",
+                )
+        elif self.url and not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise FieldError("url", f"{redact(self.url)!r} is not a Redis URL (allowed: redis://HOST:PORT/DB)")
+
+
+@dataclass
+class DashboardConfig:
+    host: str = "127.0.0.1"  # interface optuna-dashboard listens on
+    port: int = 8080
+
+
+@dataclass
+class NasConfig:
+    """Everything `nas-search`, `nas-train`, `nas-report`, `nas-export` and `nas-dashboard` read."""
+
+    space: SpaceConfig = MISSING
+    data: DataConfig = MISSING
+    budget: Budget = field(default_factory=Budget)  # search_spaces.Budget: mflops (MACs), mparams
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    sampler: dict[str, Any] = field(default_factory=dict)  # an Optuna sampler (_target_ ...)
+    output_dir: str = MISSING  # where the study's files go (runs/<study.name>)
+    artifact_dir: str = MISSING  # Optuna artifact store (trial YAMLs, the front's CSV and plot)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    verbose: bool = False  # tracebacks instead of one-line errors
+    train: TrainConfig = field(default_factory=TrainConfig)
+    arch: Optional[str] = None  # nas-train: the architecture YAML to train (null: the study's front)
+
+    def check(self) -> None:
+        if self.search.halving.enabled and self.objective.pruner:
+            raise FieldError("search.halving.enabled",
+                             "cannot be combined with objective.pruner (choose one; null turns halving off under a pruner)")
+        if not self.sampler.get("_target_"):
+            raise FieldError("sampler", "needs a _target_ (choose one with sampler=tpe|nsgaii|random)")
+
+
+def validate(cfg: NasConfig) -> None:
+    """Raise `ConfigError` naming the first invalid field, then probe the device and the folders
+    the search will use. Writes nothing."""
+    check_fields(cfg, "", ConfigError)
+    check_device("proxy.device", cfg.proxy.device)
+    check_folder("output_dir", cfg.output_dir)
+    check_folder("artifact_dir", cfg.artifact_dir)
+    if cfg.storage.kind == "rdb" and cfg.storage.url.startswith("sqlite:///"):
+        check_folder("storage.url", Path(cfg.storage.url.removeprefix("sqlite:///")).parent)
+    if cfg.storage.kind == "journal" and not cfg.storage.url:
+        check_folder("storage.path", Path(cfg.storage.path or Path(cfg.output_dir) / "journal.log").parent)

@@ -1,0 +1,79 @@
+"""Successive halving that keeps the Pareto mode: early stopping on (accuracy at a rung, MACs).
+
+Optuna cannot prune multi-objective studies (`Trial.report` refuses more than one direction,
+optuna#3450), so the search measures validation accuracy at a few rungs of the proxy run and
+decides itself, as multi-objective ASHA does (Schmucker et al. 2021, "Multi-objective
+Asynchronous Successive Halving"): at a rung, the architectures measured there so far are sorted
+into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while it is among
+the best `keep` share of them (whole fronts first; NSGA-II's crowding distance splits the front
+the cut falls in, so the most accurate and the cheapest go first). MACs are known before
+training, so only accuracy is uncertain at a rung. The rule reads every trial of the study from
+its storage, so workers sharing one storage share the rungs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from ..attrs import TrialAttr
+from ..dominance import crowding_distances, nondominated_fronts
+
+__all__ = ["Halving", "promoted", "record_and_decide"]
+
+@dataclass(frozen=True)
+class Halving:
+    """Where a run is checked and how much of each rung goes on."""
+
+    rungs: tuple[float, ...]  # the search: fractions of the proxy's steps; the sweeper: the app's report steps
+    keep: float = 0.5  # share of the trials at a rung that continue (fronts best first)
+    min_trials: int = 4  # trials a rung must have seen (this one included) before it stops any
+
+
+def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float) -> bool:
+    """Whether `me` (minimized objectives) is among the best ceil(keep * all) of the points
+    measured at its rung: whole fronts first, and in the front the cut falls in, the points with
+    the larger crowding distance (NSGA-II's: the extremes, then the more isolated), which keeps the
+    promoted set spread along the front."""
+    points = [tuple(me), *map(tuple, others)]
+    quota = max(1, math.ceil(keep * len(points)))
+    before = 0
+    for front in nondominated_fronts(points):
+        if 0 in front:
+            if before + len(front) <= quota:
+                return True
+            crowding = crowding_distances([points[i] for i in front])
+            order = sorted(range(len(front)), key=lambda k: (-crowding[k], points[front[k]]))
+            return front.index(0) in order[: max(0, quota - before)]
+        before += len(front)
+    raise AssertionError("unreachable: every point is in a front")
+
+
+def _point(acc: float, macs: float | None) -> tuple[float, ...]:
+    return (-acc,) if macs is None else (-acc, macs)
+
+
+def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val_acc: float,
+                      halving: Halving, *, pareto: bool) -> bool:
+    """Record the trial's accuracy at `rung`, then whether it continues (True) or stops.
+
+    With `pareto` the trials compete on (accuracy, MACs), otherwise on accuracy alone.
+    """
+    key = f"{rung:g}"
+    attrs: dict[str, Any] = trial.user_attrs
+    trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
+    macs = attrs.get(TrialAttr.MACS) if pareto else None
+    if pareto and macs is None:
+        raise ValueError(f"trial {trial.number} has no 'macs' to compete on in the Pareto mode")
+    others = [
+        _point(t.user_attrs[TrialAttr.RUNG_VAL_ACC][key], t.user_attrs.get(TrialAttr.MACS) if pareto else None)
+        for t in study.get_trials(deepcopy=False)
+        if t.number != trial.number and key in t.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})
+    ]
+    if len(others) + 1 < halving.min_trials:
+        return True
+    return promoted(_point(val_acc, macs), others, halving.keep)
