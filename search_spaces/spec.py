@@ -14,16 +14,12 @@ from typing import Any, ClassVar, Union
 
 from .blocks.sandglass import SandglassStage
 from .blocks.shuffle import ShuffleStage
-from .checks import (
-    MAX_REPEATS, MAX_STAGES, ArchError, check_choice, check_float, check_int, check_stage_count,
-)
+from .checks import ArchError, check_choice, check_float, check_int, check_stage_count
 from .genotype import genotype_of, parse_genotype
 from .registry import STAGE_TYPES
-from .yaml_io import FORMAT, TARGET, arch_from_dict, arch_to_dict, arch_to_yaml, load_yaml
+from .yaml_io import arch_from_dict, arch_to_dict, arch_to_yaml, load_yaml
 
-# The limits and the YAML layout's constants are defined beside the code that checks them
-# (checks.py, yaml_io.py) and are part of the spec's API here.
-__all__ = ["FORMAT", "MAX_REPEATS", "MAX_STAGES", "TARGET", "Arch", "Head", "Stage", "Stem"]
+__all__ = ["Arch", "Head", "Stage", "Stem"]
 
 ACTIVATIONS = ("relu", "relu6")
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 import nas
 from search_spaces import Arch, ArchError, Head, SandglassStage, ShuffleStage, Stem, reference, references
-from search_spaces.spec import MAX_REPEATS, MAX_STAGES
+from search_spaces.checks import MAX_REPEATS, MAX_STAGES
 
 HYBRID = Arch(
     stem=Stem(24, stride=1),

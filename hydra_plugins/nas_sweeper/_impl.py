@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.attrs import StudyAttr, TrialAttr
-from nas.checks import redact
+from nas.probes import redact
 from nas.errors import ConfigError, SearchAborted
 from nas.results import write_outputs
 from nas.search import RejectionLimit, Withdrawn, admit, artifact_store, record_arch, rejected_values, sample_and_price, trial_counts

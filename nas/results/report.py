@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..attrs import StudyAttr
-from ..checks import check_folder
+from ..probes import check_folder
 from ..errors import ConfigError, DataError
 from ..model import build_model
 from ..search import NasConfig, open_finished_study, study_shape, trial_counts

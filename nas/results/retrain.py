@@ -19,7 +19,7 @@ from search_spaces import Arch
 
 from search_spaces.fields import check_fields
 
-from ..checks import check_device, check_folder
+from ..probes import check_device, check_folder
 from ..complexity import complexity
 from ..data import Dataset, Split, load_data
 from ..errors import ConfigError

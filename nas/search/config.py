@@ -17,7 +17,7 @@ from omegaconf import MISSING
 from search_spaces import SPACES, Budget
 from search_spaces.fields import FieldError, Rule, at_least, check_fields, fraction, one_of, positive
 
-from ..checks import check_device, check_folder, redact
+from ..probes import check_device, check_folder, redact
 from ..data import DataConfig
 from ..errors import ConfigError
 from ..model import LimitsConfig

@@ -14,7 +14,7 @@ import optuna
 from search_spaces import DataShape
 
 from ..attrs import StudyAttr
-from ..checks import redact
+from ..probes import redact
 from ..errors import ConfigError
 from .config import NasConfig
 
