@@ -5,6 +5,7 @@ The search reads `train` and `val` only; the test split is for final reports.
 
 from .config import DataConfig
 from .dataset import Dataset, load_data, load_dataset
-from .readers import DATASETS, Split
+from .catalog import DATASETS
+from .readers import Split
 
 __all__ = ["DATASETS", "DataConfig", "Dataset", "Split", "load_data", "load_dataset"]

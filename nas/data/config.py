@@ -10,7 +10,8 @@ from omegaconf import MISSING
 
 from search_spaces.fields import FieldError, Rule, at_least, fraction, one_of
 
-from .readers import DATASETS, SYNTHETIC_SIZE
+from .catalog import DATASETS
+from .readers import SYNTHETIC_SIZE
 
 __all__ = ["MAX_RESOLUTION", "DataConfig"]
 

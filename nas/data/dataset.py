@@ -16,7 +16,8 @@ from search_spaces.fields import check_fields
 
 from ..errors import ConfigError
 from .config import DataConfig
-from .readers import DATASETS, Split
+from .catalog import DATASETS
+from .readers import Split
 
 __all__ = ["Dataset", "load_data", "load_dataset"]
 

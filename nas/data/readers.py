@@ -1,5 +1,5 @@
-"""Readers of the datasets' files: IDX (MNIST, Fashion-MNIST), the CIFAR python-pickle layout,
-class-per-folder image trees, and a small learnable synthetic set. Each returns (train, test,
+"""Readers of the datasets' files: IDX (MNIST, Fashion-MNIST), class-per-folder image trees, and a
+small learnable synthetic set (the CIFAR layout is read by `nas.data.cifar`). Each returns (train, test,
 number of classes) as in-memory uint8 tensors. Nothing is downloaded: missing files raise a
 `DataError` that says where we looked and how to get them.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import pickle
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["DATASETS", "SYNTHETIC_SIZE", "Split"]
+__all__ = ["SYNTHETIC_SIZE", "Split", "find_folder", "idx_dataset", "imagefolder", "synthetic"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _find(name: str, root: str | None, defaults: Sequence[str], required: Sequence[str], how: str) -> Path:
+def find_folder(name: str, root: str | None, defaults: Sequence[str], required: Sequence[str], how: str) -> Path:
     """The first candidate folder holding every required file (plain or .gz)."""
     candidates = [Path(root).expanduser()] if root else [Path(p).expanduser() for p in defaults]
     for folder in candidates:
@@ -107,41 +106,15 @@ def _idx_split(images_path: Path, labels_path: Path, classes: int) -> Split:
     return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 
-def _idx_dataset(name: str, defaults: Sequence[str], how: str) -> Callable[..., tuple[Split, Split, int]]:
+def idx_dataset(name: str, defaults: Sequence[str], how: str) -> Callable[..., tuple[Split, Split, int]]:
     def load(root: str | None, **_: object) -> tuple[Split, Split, int]:
-        folder = _find(name, root, defaults, IDX_FILES, how)
+        folder = find_folder(name, root, defaults, IDX_FILES, how)
         paths = [_file(folder, f) for f in IDX_FILES]
         return _idx_split(paths[0], paths[1], 10), _idx_split(paths[2], paths[3], 10), 10
 
     return load
 
 
-def _cifar(root: str | None, *, fine: bool, **_: object) -> tuple[Split, Split, int]:
-    if fine:
-        folder = _find("CIFAR-100", root, (".data/cifar-100-python",), ("train", "test"), CIFAR_HOW)
-        batches, test_batches, key, classes = ["train"], ["test"], b"fine_labels", 100
-    else:
-        names = [f"data_batch_{i}" for i in range(1, 6)]
-        folder = _find("CIFAR-10", root, (".data/cifar-10-batches-py",), [*names, "test_batch"], CIFAR_HOW)
-        batches, test_batches, key, classes = names, ["test_batch"], b"labels", 10
-
-    def read(files: list[str]) -> Split:
-        xs, ys = [], []
-        for f in files:
-            with open(folder / f, "rb") as handle:
-                # The CIFAR files are pickles by design; read only from a folder the user named.
-                entry = pickle.load(handle, encoding="bytes")  # noqa: S301
-            xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(entry[key], dtype=np.int64))
-        return Split(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
-
-    return read(batches), read(test_batches), classes
-
-
-CIFAR_HOW = (
-    "Download the python version from https://www.cs.toronto.edu/~kriz/cifar.html, unpack it and "
-    "set data.root to the unpacked folder."
-)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: PIL modes of single-channel images; a folder of them only is read as grey (1 channel).
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -169,7 +142,7 @@ def _open_image(path: Path, read: Callable[..., np.ndarray]) -> np.ndarray:
         raise DataError(f"data.root: cannot read the image {path} ({err}); remove or replace it") from None
 
 
-def _imagefolder(root: str | None, *, resolution: int | None, channels: int | None, **_: object) -> tuple[Split, Split, int]:
+def imagefolder(root: str | None, *, resolution: int | None, channels: int | None, **_: object) -> tuple[Split, Split, int]:
     """Class-per-folder images. Channels and size follow the images (grey -> 1 channel, their common
     size) unless `channels` or `resolution` is given; then every image is converted and resized."""
     from PIL import Image
@@ -227,7 +200,7 @@ def _imagefolder(root: str | None, *, resolution: int | None, channels: int | No
 SYNTHETIC_SIZE = 16  # pixels, when data.resolution is not set
 
 
-def _synthetic(
+def synthetic(
     root: str | None, *, resolution: int | None, channels: int | None, size: int = 1200, **_: object
 ) -> tuple[Split, Split, int]:
     """Small and learnable but not trivial: each of 4 classes is a faint horizontal band at its own
@@ -244,25 +217,3 @@ def _synthetic(
         return Split(images.clamp(0, 255).to(torch.uint8), labels.long())
 
     return make(size), make(size // 4), classes
-
-
-FASHION_MNIST_HOW = (
-    "Install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or download the four "
-    "*-ubyte.gz files from https://github.com/zalandoresearch/fashion-mnist into .data/fashion-mnist "
-    "or the folder you pass as data.root."
-)
-MNIST_HOW = (
-    "Download the four *-ubyte.gz files of MNIST into .data/mnist or the folder you pass as data.root."
-)
-
-#: Dataset readers by `data.name`; each returns (train, test, number of classes).
-DATASETS: dict[str, Callable[..., tuple[Split, Split, int]]] = {
-    "fashion_mnist": _idx_dataset(
-        "Fashion-MNIST", (".data/fashion-mnist", "/usr/share/datasets/fashion-mnist"), FASHION_MNIST_HOW
-    ),
-    "mnist": _idx_dataset("MNIST", (".data/mnist", "/usr/share/datasets/mnist"), MNIST_HOW),
-    "cifar10": lambda root, **kw: _cifar(root, fine=False, **kw),
-    "cifar100": lambda root, **kw: _cifar(root, fine=True, **kw),
-    "imagefolder": _imagefolder,
-    "synthetic": _synthetic,
-}

@@ -17,6 +17,7 @@ from ..attrs import StudyAttr
 from ..probes import redact
 from ..errors import ConfigError
 from .config import NasConfig
+from .journal import open_journal
 
 __all__ = ["artifact_store", "make_storage", "open_finished_study", "open_study", "scoring_settings", "study_shape",
            "upload_text"]
@@ -26,13 +27,13 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
     """The study's storage; creates the folder of a SQLite file or journal when needed."""
     storage = cfg.storage
     if storage.kind == "journal":
-        from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
+        from optuna.storages.journal import JournalRedisBackend, JournalStorage
 
         if storage.url:
             return JournalStorage(JournalRedisBackend(storage.url))
         path = Path(storage.path or Path(cfg.output_dir) / "journal.log")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return open_journal(path)
     url = str(storage.url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,149 @@
+"""Files a careless or hostile user can leave behind: a journal cut short by a full disk, and CIFAR
+batches that are pickles (which must not run code, nor fail with a traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+from nas.apps import run_search
+from nas.data import load_dataset
+from nas.errors import ConfigError, DataError
+from nas.results import report_front
+
+# -- a journal cut short -----------------------------------------------------------------------------
+
+
+def _journal(cfg) -> Path:
+    return Path(cfg.output_dir) / "journal.log"
+
+
+def _trained(path: Path, name: str) -> int:
+    """Trained trials, read by Optuna's own journal reader (not ours)."""
+    study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))))
+    return sum(t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("status") == "admitted"
+               for t in study.trials)
+
+
+def _tear(path: Path) -> bytes:
+    """What a write interrupted by a full disk leaves: the first half of a record, no newline."""
+    record = path.read_bytes().splitlines(keepends=True)[-1]
+    with open(path, "ab") as f:
+        f.write(record[: len(record) // 2])
+    return record[: len(record) // 2]
+
+
+def test_a_journal_cut_short_by_a_full_disk_is_repaired_before_the_next_append(make_cfg) -> None:
+    cfg = make_cfg("storage=journal", "search.n_trials=1")
+    run_search(cfg, progress=False)
+    path = _journal(cfg)
+    _tear(path)
+    assert not path.read_bytes().endswith(b"\n")
+    run_search(make_cfg("storage=journal", "search.n_trials=2"), progress=False)  # resumes and appends
+    assert path.read_bytes().endswith(b"\n")
+    assert all(json.loads(line) for line in path.read_bytes().splitlines())
+    assert _trained(path, cfg.study.name) == 2
+
+
+def test_nas_report_on_a_torn_journal_leaves_it_readable(make_cfg) -> None:
+    cfg = make_cfg("storage=journal", "search.n_trials=1")
+    run_search(cfg, progress=False)
+    path = _journal(cfg)
+    _tear(path)
+    for _ in range(2):  # the report writes (the front's hypervolume): twice, to append after a repair
+        assert len(report_front(cfg).outcome.front) >= 1
+    assert all(json.loads(line) for line in path.read_bytes().splitlines())
+    assert _trained(path, cfg.study.name) == 1
+
+
+def test_a_record_glued_onto_a_torn_one_is_refused_saying_where_and_how(make_cfg) -> None:
+    """A journal damaged before this fix (a record appended onto a cut one) is refused with one line;
+    doing what it says makes the study readable again."""
+    cfg = make_cfg("storage=journal", "search.n_trials=1")
+    run_search(cfg, progress=False)
+    path = _journal(cfg)
+    lines = path.read_bytes().splitlines(keepends=True)
+    torn = lines[-2][:7]
+    lines.insert(len(lines) - 1, torn + lines.pop())  # the old append onto the cut line
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(ConfigError) as info:
+        run_search(make_cfg("storage=journal", "search.n_trials=2"), progress=False)
+    message = str(info.value)
+    assert message.startswith(f"storage.path: {path} is damaged: line {len(lines)} begins with 7 bytes of a record "
+                              "cut short"), message
+    data = path.read_bytes()
+    start = data.rindex(b"\n", 0, len(data) - 1) + 1
+    path.write_bytes(data[:start] + data[start + 7:])  # what the message says to do
+    run_search(make_cfg("storage=journal", "search.n_trials=2"), progress=False)
+    assert _trained(path, cfg.study.name) == 2
+
+
+# -- CIFAR pickles -----------------------------------------------------------------------------------
+
+CIFAR10 = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def _cifar_folder(folder: Path, *, protocol: int = pickle.DEFAULT_PROTOCOL, labels: list[int] | None = None) -> None:
+    rng = np.random.default_rng(0)
+    for name in CIFAR10:
+        batch = {b"batch_label": b"x", b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8),
+                 b"labels": labels or list(range(10)), b"filenames": [b"f.png"] * 10}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL])
+def test_the_cifar_layout_reads_as_published_and_as_re_saved(tmp_path: Path, protocol: int) -> None:
+    _cifar_folder(tmp_path, protocol=protocol)
+    if protocol == 2:  # as published: by NumPy 1, whose arrays name `numpy.core.multiarray`
+        for name in CIFAR10:
+            path = tmp_path / name
+            path.write_bytes(path.read_bytes().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
+    data = load_dataset("cifar10", str(tmp_path))
+    assert data.test.images.shape == (10, 3, 32, 32) and data.test.labels.tolist() == list(range(10))
+
+
+def test_a_cifar_file_that_would_run_a_command_is_refused_without_running_it(tmp_path: Path) -> None:
+    _cifar_folder(tmp_path)
+    marker = tmp_path / "ran"
+    (tmp_path / "data_batch_3").write_bytes(pickle.dumps({b"data": _RunsAShellCommand(marker), b"labels": []}))
+    with pytest.raises(DataError, match=r"^data.root: .*data_batch_3 is not a CIFAR batch \(it asks for "
+                                        r"(posix|os)\.system, which a CIFAR batch never holds\)"):
+        load_dataset("cifar10", str(tmp_path))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_bytes(p.read_bytes()[:100]), r"is not a CIFAR batch \("),
+    (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), r"is not a CIFAR batch \(it holds list"),
+    (lambda p: p.write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]})),
+     r"'data' is \(2, 10\) \(allowed: N x 3072 unsigned bytes\)"),
+    (lambda p: p.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]})),
+     r"'labels' must hold one integer label per image \(2 images\)"),
+])
+def test_damaged_cifar_files_are_one_line_naming_the_file(tmp_path: Path, damage, message: str) -> None:
+    _cifar_folder(tmp_path)
+    damage(tmp_path / "test_batch")
+    with pytest.raises(DataError, match=rf"^data.root: {re.escape(str(tmp_path / 'test_batch'))}:? .*{message}"):
+        load_dataset("cifar10", str(tmp_path))
+
+
+def test_a_cifar_label_out_of_range_is_refused(tmp_path: Path) -> None:
+    _cifar_folder(tmp_path, labels=[57] + list(range(9)))
+    with pytest.raises(DataError, match=r"data_batch_1: label 57 is out of range \(allowed: 0\.\.9\)"):
+        load_dataset("cifar10", str(tmp_path))
