@@ -1,6 +1,6 @@
 """Probes of the machine a run is about to use (folders it writes in, CUDA devices), run before
-anything is created on disk, and `redact`, which hides a URL's password in messages. The rules of
-the values themselves are stated in their schemas (`search_spaces.fields`)."""
+anything is created on disk. The rules of the values themselves are stated in their schemas
+(`search_spaces.fields`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["check_device", "check_folder", "redact"]
+__all__ = ["check_device", "check_folder"]
 
 
 def check_folder(field: str, path: str | Path) -> None:
@@ -42,8 +42,3 @@ def check_device(field: str, name: str) -> None:
         have = "no CUDA device" if count == 0 else f"{count} CUDA device{'s' if count > 1 else ''}"
         allowed = "auto, cpu" + ("" if count == 0 else f", cuda, cuda:0..cuda:{count - 1}")
         raise ConfigError(field, f"{name!r} is not available: this machine has {have} (allowed here: {allowed})")
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

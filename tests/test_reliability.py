@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 import nas.training.loop
 import nas.search
 import nas.search.objective
-from nas.probes import redact
+from nas.secrets import redact
 from nas.errors import ConfigError, SearchAborted
 from nas.model import MAX_MPARAMS
 from nas.files import atomic_write

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from nas.attrs import StudyAttr, TrialAttr
-from nas.probes import redact
+from nas.secrets import PASSWORD_ENV, redact, split_password, with_password
 from nas.errors import ConfigError, SearchAborted
 from nas.results import write_outputs
 from nas.search import RejectionLimit, Withdrawn, admit, artifact_store, record_arch, rejected_values, sample_and_price, trial_counts
@@ -63,7 +64,12 @@ def run_sweep(conf: NasSweeperConfig, launcher: Any, config: DictConfig, argumen
             raise ConfigError(override.key_or_group, "the nas sweeper samples architectures; give other values fixed")
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    storage = conf.storage or f"sqlite:///{sweep_dir / 'study.db'}"
+    storage = with_password(conf.storage or f"sqlite:///{sweep_dir / 'study.db'}")
+    # Jobs get the URL without its password, which they find in the environment: Hydra writes every
+    # job's overrides (and logs them), and the handle is one of them.
+    shown, password = split_password(storage)
+    if password is not None:
+        os.environ[PASSWORD_ENV] = password
     directions = [*conf.directions, *(["minimize"] if conf.pareto else [])]
     study = optuna.create_study(
         study_name=conf.study_name, storage=storage, sampler=instantiate(conf.sampler),
@@ -98,7 +104,7 @@ def run_sweep(conf: NasSweeperConfig, launcher: Any, config: DictConfig, argumen
                 log.info("trial %d withdrawn: %s", trial.number, err)
                 break
             record_arch(trial, arch, store)
-            handle = {"study": conf.study_name, "storage": storage, "number": trial.number,
+            handle = {"study": conf.study_name, "storage": shown, "number": trial.number,
                       "trial_id": trial._trial_id, "pruner": conf.pruner,  # noqa: SLF001 (Trial has no public id)
                       "halving": None if conf.halving is None else OmegaConf.to_container(OmegaConf.structured(conf.halving)),
                       "pareto": conf.pareto}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import report_user_errors
+from ..secrets import hide_passwords
 
 __all__ = ["CONF_DIR", "quiet_optuna", "register_configs", "run_hydra_app", "worker_seed"]
 
@@ -102,7 +103,8 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
         sys.argv.remove("--verbose")
     register_configs()
     _terminate_as_interrupt()
-    sys.argv[1:] = _quote_non_ascii(sys.argv[1:])
+    # Before Hydra sees the command line: it writes and prints the overrides (multirun.yaml, launch lines).
+    sys.argv[1:] = hide_passwords(_quote_non_ascii(sys.argv[1:]), ("storage.url",))
     _check_overrides(config_name, sys.argv[1:], verbose or os.environ.get("HYDRA_FULL_ERROR") == "1")
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)

@@ -17,7 +17,8 @@ from omegaconf import MISSING
 from search_spaces import SPACES, Budget
 from search_spaces.fields import FieldError, Rule, at_least, check_fields, fraction, one_of, positive
 
-from ..probes import check_device, check_folder, redact
+from ..probes import check_device, check_folder
+from ..secrets import redact
 from ..data import DataConfig
 from ..errors import ConfigError
 from ..model import LimitsConfig

@@ -14,7 +14,7 @@ import optuna
 from search_spaces import DataShape
 
 from ..attrs import StudyAttr
-from ..probes import redact
+from ..secrets import redact, with_password
 from ..errors import ConfigError
 from .config import NasConfig
 from .journal import open_journal
@@ -30,11 +30,11 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalRedisBackend, JournalStorage
 
         if storage.url:
-            return JournalStorage(JournalRedisBackend(storage.url))
+            return JournalStorage(JournalRedisBackend(with_password(storage.url)))
         path = Path(storage.path or Path(cfg.output_dir) / "journal.log")
         path.parent.mkdir(parents=True, exist_ok=True)
         return open_journal(path)
-    url = str(storage.url)
+    url = with_password(str(storage.url))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     from sqlalchemy.exc import IntegrityError, ProgrammingError

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import Budget, DataShape, get_space
 
 from ..attrs import Status, StudyAttr, TrialAttr
-from ..probes import redact
+from ..secrets import redact
 from ..data import Dataset, load_data
 from ..errors import SearchAborted
 from ..files import atomic_write

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ..attrs import TrialAttr
+from ..secrets import with_password
 from .halving import Halving, record_and_decide
 
 __all__ = ["RungTrial", "current_trial"]
@@ -27,7 +28,7 @@ def current_trial(cfg: DictConfig) -> optuna.Trial | RungTrial | None:
     if handle is None:
         return None
     pruner = instantiate(handle.pruner) if handle.get("pruner") else None
-    study = optuna.load_study(study_name=handle.study, storage=handle.storage, pruner=pruner)
+    study = optuna.load_study(study_name=handle.study, storage=with_password(handle.storage), pruner=pruner)
     trial = optuna.trial.Trial(study, int(handle.trial_id))
     h = handle.get("halving")
     if h is None and len(study.directions) == 1:
