@@ -149,6 +149,9 @@ FAULTS = """
 | output files on a shared filesystem | written files get the mode any new file gets (0666 less the umask: 0644 under umask 022), or keep the mode of the file they replace, so other users, workers and a dashboard under another account can read them | - | `test_atomic_writes_follow_the_umask_and_keep_an_existing_files_mode`, `test_a_searchs_output_files_are_readable_by_others_under_umask_022` |
 | resuming a study under a name that holds another search | refused before anything is written | `error: study.name: study 'x' already holds a different search (budget_mflops=20.0); choose another study.name to start a new one` | `test_resume_refuses_a_different_search_under_the_same_name` |
 | resuming with other proxy settings | the settings that score a trial (`proxy.*` but `device`, `eval_batch_size` and `zero_cost`; `data.val_fraction`, `split_seed`, `flip`, `pad_crop`) are recorded on the study when it is created; a resume with another value is refused, since its trials could not be compared with those already in the front, and the recorded config is left as it was | `error: proxy.epochs: 3 differs from the 1 that study 'x' was searched with: ...` (see the table above) | `test_resuming_with_another_proxy_is_refused_naming_the_field` |
+| the disk fills while a journal record is written (`storage=journal`) | the record is cut short, without its newline; before the next record is appended (by `nas-search`, `nas-report`, any worker, under the journal's lock) the cut one is removed, so the journal stays readable by Optuna | a warning `...journal.log: removed a record cut short at its end (N bytes; ...)` | `test_a_journal_cut_short_by_a_full_disk_is_repaired_before_the_next_append`, `test_nas_report_on_a_torn_journal_leaves_it_readable` |
+| a journal damaged before that repair existed (a record glued onto a cut one) | refused before anything is written | `error: storage.path: runs/x/journal.log is damaged: line 9 begins with 7 bytes of a record cut short, glued to the next one; delete those first 7 bytes of the line to repair it` | `test_a_record_glued_onto_a_torn_one_is_refused_saying_where_and_how` |
+| a storage password on the command line (`storage.url=postgresql://USER:PASSWORD@...`, also with `-m`) | the password leaves the command line before Hydra records it and reaches the workers in `NAS_STORAGE_PASSWORD`: it is in no file of the run (multirun.yaml, configs, logs) and in no line printed, a refused start included | URLs shown as `postgresql://USER:***@...` | `test_a_multirun_on_postgresql_writes_and_prints_its_password_nowhere`, `test_redact_hides_every_form_of_password` |
 
 With the journal storage (`storage=journal`) Optuna has no heartbeats: a killed worker's trial is
 failed by a run on its own host, but one from another machine stays RUNNING and holds its slot.
@@ -163,7 +166,12 @@ Use SQLite or PostgreSQL where workers on several machines may be killed.
   `nas.Arch.from_yaml` instead.
 - Weights files are read with `torch.load(..., weights_only=True)`: a file holding Python objects is
   refused with one line, as is a corrupt one or another network's (`nas-export`, `nas.load_model`).
-- CIFAR's files are Python pickles by design; read them only from a folder you trust.
+- CIFAR's files are Python pickles by design; they are read by an unpickler that builds nothing
+  but NumPy arrays, lists, bytes and numbers, so a planted file (`.data/cifar-10-batches-py/` is
+  looked in by default) cannot run code: it is refused with one line naming the file and what it asked for,
+  as are truncated or mis-laid-out batches and labels out of range
+  (`test_a_cifar_file_that_would_run_a_command_is_refused_without_running_it`,
+  `test_damaged_cifar_files_are_one_line_naming_the_file`, `test_a_cifar_label_out_of_range_is_refused`).
 """
 
 

@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["FieldError", "Rule", "at_least", "check_fields", "fraction", "interval", "one_of", "positive"]
+__all__ = ["SEED", "FieldError", "Rule", "at_least", "check_fields", "fraction", "integer_in", "interval", "one_of",
+           "positive"]
 
 
 class FieldError(ValueError):
@@ -61,6 +62,20 @@ def at_least(low: float, *, optional: bool = False) -> Rule:
         return None if ok else f"{value!r} is not allowed (allowed: >= {low:g})"
 
     return rule
+
+
+def integer_in(low: int, high: int) -> Rule:
+    """An integer from `low` to `high`, both included."""
+
+    def rule(name: str, value: Any) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        return None if ok else f"{value!r} is not allowed (allowed: an integer {low}..{high})"
+
+    return rule
+
+
+#: A seed: what NumPy's generators and Optuna's samplers take (32 bits, not negative).
+SEED = integer_in(0, 2**32 - 1)
 
 
 def fraction(*, closed: bool = True) -> Rule:

@@ -61,6 +61,9 @@ BAD_SEARCH_INPUT = [
     (["data=fashion_mnist", "data.root=missing-folder"], "error: data.root: Fashion-MNIST not found (looked in missing-folder"),
     (["storage.url=sqlite//no-scheme.db"], "error: storage.url: 'sqlite//no-scheme.db' is not a database URL"),
     (["storage=postgres"], "error: storage.url: is required"),
+    (["search.seed=-1"], "error: search.seed: -1 is not allowed (allowed: an integer 0..4294967295)"),
+    (["search.worker=5000000"], "error: search.worker: 5000000 is not allowed with search.seed=0 (allowed: 0..4256657"),
+    (["dashboard.port=99999"], "error: dashboard.port: 99999 is not allowed (allowed: an integer 1..65535)"),
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import report_user_errors
 from ..secrets import hide_passwords
 
-__all__ = ["CONF_DIR", "quiet_optuna", "register_configs", "run_hydra_app", "worker_seed"]
+__all__ = ["CONF_DIR", "quiet_optuna", "register_configs", "run_hydra_app"]
 
 
 def _conf_dir() -> Path:
@@ -116,19 +116,13 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     app()
 
 
-def worker_seed(seed: int, worker: int) -> int:
-    """Each worker of a shared study gets its own sampler seed; otherwise workers started together
-    would propose the same architectures."""
-    return int(seed) + 1009 * int(worker)
-
-
 def register_configs() -> None:
     """Register the schemas once, so that Hydra type-checks every override against them."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
     from ..data import DataConfig
-    from ..search import NasConfig, ObjectiveConfig, ProxyConfig, SpaceConfig, StorageConfig
+    from ..search import NasConfig, ObjectiveConfig, ProxyConfig, SpaceConfig, StorageConfig, worker_seed
 
     if not OmegaConf.has_resolver("worker_seed"):
         OmegaConf.register_new_resolver("worker_seed", worker_seed)

@@ -8,7 +8,7 @@ from typing import ClassVar, Optional
 
 from omegaconf import MISSING
 
-from search_spaces.fields import FieldError, Rule, at_least, fraction, one_of
+from search_spaces.fields import SEED, FieldError, Rule, fraction, integer_in, one_of
 
 from .catalog import DATASETS
 from .readers import SYNTHETIC_SIZE
@@ -28,14 +28,16 @@ class DataConfig:
     val_fraction: float = 0.1  # of the training set, held out to select architectures on
     split_seed: int = 0  # seed of the train/validation split
     flip: bool = True  # random horizontal flips while training (off for digits)
-    pad_crop: int = 2  # random translations of up to this many pixels while training
+    pad_crop: int = 2  # random translations of up to this many pixels while training (0..64)
     resolution: Optional[int] = None  # pixels; imagefolder: resize to NxN (null: the images' own); synthetic: size (null: 16)
     channels: Optional[int] = None  # 1 (grey) or 3 (RGB); null: the images' own (imagefolder), 1 (synthetic)
 
     RULES: ClassVar[dict[str, Rule]] = {
         "name": one_of(lambda: list(DATASETS), noun="dataset"),
         "val_fraction": fraction(closed=False),
-        "pad_crop": at_least(0),
+        "split_seed": SEED,
+        # A translation beyond a few pixels only moves the image out of its frame.
+        "pad_crop": integer_in(0, 64),
     }
 
     def check(self) -> None:

@@ -23,7 +23,6 @@ PLOT_REFERENCES = ("shufflenet_v1_g3_0.25x", "shufflenet_v1_g3_0.5x", "shufflene
                    "mobilenext_0.35", "mobilenext_0.5", "mobilenext_1.0")
 
 
-
 def reference_points(shape: DataShape) -> list[tuple[str, float]]:
     """(name, MMACs) of the plotted reference networks at the study's input size."""
     return [(name, complexity(reference(name, shape.num_classes, shape.in_channels, shape.resolution)).mmacs)

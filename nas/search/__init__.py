@@ -4,7 +4,7 @@ and the trial a sweeper job reports to."""
 
 from .budget import RandomSuggests, budget_usage, probe_budget
 from .config import (DashboardConfig, HalvingConfig, NasConfig, ObjectiveConfig, OnCpuConfig, ProxyConfig,
-                     SearchConfig, SpaceConfig, StorageConfig, StudyConfig, validate)
+                     SearchConfig, SpaceConfig, StorageConfig, StudyConfig, validate, worker_seed)
 from .halving import Halving, promoted, record_and_decide
 from .liveness import fail_dead_trials, this_process
 from .objective import run_settings
@@ -20,5 +20,5 @@ __all__ = [
     "StudyConfig", "Withdrawn", "admit", "artifact_store", "budget_usage", "current_trial", "fail_dead_trials",
     "fully_trained", "make_storage", "open_finished_study", "open_study", "probe_budget", "promoted",
     "record_and_decide", "record_arch", "rejected_values", "run_settings", "sample_and_price", "search",
-    "study_shape", "this_process", "trial_counts", "upload_text", "validate",
+    "study_shape", "this_process", "trial_counts", "upload_text", "validate", "worker_seed",
 ]

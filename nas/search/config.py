@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional
 from omegaconf import MISSING
 
 from search_spaces import SPACES, Budget
-from search_spaces.fields import FieldError, Rule, at_least, check_fields, fraction, one_of, positive
+from search_spaces.fields import SEED, FieldError, Rule, at_least, check_fields, fraction, integer_in, one_of, positive
 
 from ..probes import check_device, check_folder
 from ..secrets import redact
@@ -36,9 +36,17 @@ __all__ = [
     "StorageConfig",
     "StudyConfig",
     "validate",
+    "worker_seed",
 ]
 
 PRESCREEN_SCORES = ("naswot", "zico", "synflow")
+WORKER_SEED_STRIDE = 1009
+
+
+def worker_seed(seed: int, worker: int) -> int:
+    """Each worker of a shared study gets its own sampler seed (conf/sampler's `${worker_seed:...}`);
+    otherwise workers started together would propose the same architectures."""
+    return int(seed) + WORKER_SEED_STRIDE * int(worker)
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,99}")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql", "mysql+pymysql")
 
@@ -132,12 +140,21 @@ class SearchConfig:
 
     RULES: ClassVar[dict[str, Rule]] = {
         "n_trials": positive(integer=True),
+        "seed": SEED,
         "worker": at_least(0),
         "max_rejected": positive(integer=True),
         "max_failures": positive(integer=True),
+        "probe_samples": positive(integer=True),
         "prescreen": one_of(PRESCREEN_SCORES, optional=True),
         "prescreen_candidates": positive(integer=True),
     }
+
+
+    def check(self) -> None:
+        if worker_seed(self.seed, self.worker) > 2**32 - 1:
+            top = (2**32 - 1 - self.seed) // WORKER_SEED_STRIDE
+            raise FieldError("worker", f"{self.worker} is not allowed with search.seed={self.seed} "
+                                       f"(allowed: 0..{top}, so that every worker's sampler seed fits 32 bits)")
 
 
 @dataclass
@@ -181,6 +198,8 @@ class DashboardConfig:
     host: str = "127.0.0.1"  # interface optuna-dashboard listens on
     port: int = 8080
 
+    RULES: ClassVar[dict[str, Rule]] = {"port": integer_in(1, 65535)}
+
 
 @dataclass
 class NasConfig:
@@ -221,4 +240,8 @@ def validate(cfg: NasConfig) -> None:
     if cfg.storage.kind == "rdb" and cfg.storage.url.startswith("sqlite:///"):
         check_folder("storage.url", Path(cfg.storage.url.removeprefix("sqlite:///")).parent)
     if cfg.storage.kind == "journal" and not cfg.storage.url:
-        check_folder("storage.path", Path(cfg.storage.path or Path(cfg.output_dir) / "journal.log").parent)
+        journal = Path(cfg.storage.path or Path(cfg.output_dir) / "journal.log")
+        check_folder("storage.path", journal.parent)
+        if journal.is_dir():
+            raise ConfigError("storage.path", f"{journal} is a folder (allowed: a journal file, or a path that does not "
+                                              "exist yet)")

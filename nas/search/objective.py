@@ -46,7 +46,7 @@ def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> tuple[RunSe
             "set proxy.on_cpu=null for the full proxy"
         )
     settings = RunSettings.of(p, batch_size=batch_size, lr=lr, max_train_images=max_train, flip=cfg.data.flip,
-                                pad_crop=cfg.data.pad_crop, seed=seed)
+                              pad_crop=cfg.data.pad_crop, seed=seed)
     return settings, max_val, note
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Optional
 
-from search_spaces.fields import Rule, at_least, fraction, interval, one_of, positive
+from search_spaces.fields import SEED, Rule, at_least, fraction, interval, one_of, positive
 
 __all__ = ["SCHEDULES", "Recipe", "RunSettings", "TrainConfig"]
 
@@ -71,4 +71,4 @@ class TrainConfig(Recipe):
     device: str = "auto"  # auto | cpu | cuda | cuda:N (checked against this machine before training)
     top_k: Optional[int] = None  # nas-train study.name=...: the k most accurate front members (null: the whole front)
 
-    RULES: ClassVar[dict[str, Rule]] = {**Recipe.RULES, "top_k": positive(integer=True, optional=True)}
+    RULES: ClassVar[dict[str, Rule]] = {**Recipe.RULES, "seed": SEED, "top_k": positive(integer=True, optional=True)}
