@@ -147,3 +147,51 @@ def test_a_cifar_label_out_of_range_is_refused(tmp_path: Path) -> None:
     _cifar_folder(tmp_path, labels=[57] + list(range(9)))
     with pytest.raises(DataError, match=r"data_batch_1: label 57 is out of range \(allowed: 0\.\.9\)"):
         load_dataset("cifar10", str(tmp_path))
+
+
+# -- files left behind: leftover weights, a user's own files -----------------------------------------
+
+
+def test_the_front_export_removes_only_the_yamls_it_writes(tmp_path: Path) -> None:
+    from nas.results import export_front
+
+    (tmp_path / "trial_0099.yaml").write_text("a member that left the front")
+    (tmp_path / "trial_0002_wider.yaml").write_text("a user's own variant")
+    export_front([], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trial_0002_wider.yaml"]
+
+
+def _front_member_files(cfg) -> tuple[Path, Path]:
+    (metrics,) = sorted((Path(cfg.output_dir) / "export").glob("trial_*.metrics.json"))
+    return metrics, metrics.with_name(metrics.name.replace(".metrics.json", ".pt"))
+
+
+def test_leftover_metrics_are_never_taken_for_a_trained_member(make_cfg, monkeypatch) -> None:
+    """A metrics file of another network under the same trial number (a study made again under the
+    same name), or one nas-train did not write: nas-export refuses it before writing any folder, and
+    nas-train trains the member again instead of exporting the leftover weights."""
+    import nas.results.report
+    from nas.results import export_models, train_front
+
+    written: list[Path] = []  # the model folders export_model was asked to write (ONNX is tested elsewhere)
+    monkeypatch.setattr(nas.results.report, "export_model", lambda arch, folder, **_: written.append(folder))
+    cfg = make_cfg("search.n_trials=2", "train.epochs=1", "train.top_k=1")
+    run_search(cfg, progress=False)
+    (first,) = train_front(cfg, progress=False)
+    metrics_file, weights = _front_member_files(cfg)
+    genotype = first["genotype"]
+    for leftover, refusal in (
+        ({**first, "genotype": "in_c1_r16_k4|other"}, r"metrics.json is of another network \(in_c1_r16_k4\|other, not trial"),
+        ({"x": 1}, r"cannot be read as nas-train's metrics \(it needs test_acc, epochs, genotype\)"),
+        ([], r"cannot be read as nas-train's metrics"),
+    ):
+        metrics_file.write_text(json.dumps(leftover))
+        written.clear()
+        with pytest.raises(DataError, match=refusal):
+            export_models(cfg)
+        assert written == [], "a folder was written before the bad file was found"
+        stamp = weights.stat().st_mtime_ns
+        (again,) = train_front(cfg, progress=False)
+        assert weights.stat().st_mtime_ns != stamp, f"the weights were taken as trained with {leftover}"
+        assert again["genotype"] == genotype == json.loads(metrics_file.read_text())["genotype"]
+        assert len(written) == 1

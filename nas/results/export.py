@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -23,7 +24,8 @@ from ..files import atomic_write
 from ..model import MAX_MPARAMS, build_model
 from .front import FrontMember
 
-__all__ = ["ONNX_TOLERANCE", "export_front", "export_model", "export_onnx", "load_model", "load_weights", "onnx_speed"]
+__all__ = ["ONNX_TOLERANCE", "TRAINING_FIELDS", "export_front", "export_model", "export_onnx", "load_model", "load_weights",
+           "onnx_speed", "read_training_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,8 @@ def export_front(front: Sequence[FrontMember], folder: Path) -> dict[int, str]:
         atomic_write(path, header + arch.to_yaml())
         paths[c.trial] = str(path)
     for stale in folder.glob("trial_*.yaml"):
-        if str(stale) not in paths.values():
+        # Only the files this writes (trial_NNNN.yaml): a user's trial_0002_wider.yaml stays.
+        if re.fullmatch(r"trial_\d{4,}\.yaml", stale.name) and str(stale) not in paths.values():
             stale.unlink()
     return paths
 
@@ -209,6 +212,19 @@ def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dic
         if folder.exists():
             folder.replace(Path(scratch) / "previous")  # removed with the scratch folder
         staged.replace(folder)
+
+
+#: What nas-train's `trial_NNNN.metrics.json` holds, which a model card and a resume rely on.
+TRAINING_FIELDS = ("test_acc", "epochs", "genotype")
+
+
+def read_training_metrics(path: Path) -> dict[str, Any] | None:
+    """nas-train's metrics of one model; None when the file is missing, torn, or not one nas-train wrote."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and all(k in data for k in TRAINING_FIELDS) else None
 
 
 def _speed_line(speed: dict[str, Any] | None) -> str:

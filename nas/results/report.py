@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from ..probes import check_folder
 from ..errors import ConfigError, DataError
 from ..model import build_model
 from ..search import NasConfig, open_finished_study, study_shape, trial_counts
-from .export import export_model, load_weights
+from .export import TRAINING_FIELDS, export_model, load_weights, read_training_metrics
 from .front import Outcome, pareto_front, trained_members
 from .outputs import reference_points, write_outputs
 
@@ -39,13 +38,6 @@ def report_front(cfg: NasConfig) -> FrontReport:
     out = Path(cfg.output_dir)
     result, _ = write_outputs(study, out, budget_mflops=budget, shape=shape, artifact_dir=cfg.artifact_dir)
     return FrontReport(outcome=result, counts=trial_counts(study), references=reference_points(shape), output_dir=out)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path} cannot be read ({err}); train it again with nas-train") from None
 
 
 def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] | None = None) -> list[Path]:
@@ -73,7 +65,14 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
             "normalize": {"mean": study.user_attrs.get(StudyAttr.DATA_MEAN), "std": study.user_attrs.get(StudyAttr.DATA_STD)},
         }
         if metrics_file.is_file():
-            metrics["full_training"] = _read_json(metrics_file)
+            full = read_training_metrics(metrics_file)
+            if full is None:
+                raise DataError(f"{metrics_file} cannot be read as nas-train's metrics (it needs "
+                                f"{', '.join(TRAINING_FIELDS)}); train it again with nas-train")
+            if full["genotype"] != c.genotype:  # left by another network under the same trial number
+                raise DataError(f"{metrics_file} is of another network ({full['genotype']}, not trial {c.trial}'s "
+                                f"{c.genotype}); train it again with nas-train")
+            metrics["full_training"] = full
         weights = trained if trained.is_file() else None
         if weights is not None:
             load_weights(build_model(arch, max_mparams=cfg.limits.max_mparams), weights)

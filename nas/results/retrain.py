@@ -27,12 +27,16 @@ from ..files import atomic_write
 from ..model import build_model, check_size
 from ..search import NasConfig, open_finished_study
 from ..training import RunSettings, evaluate, fit, pick_device
+from .export import read_training_metrics
 from .front import pareto_front, trained_members
 from .report import export_models
 
 __all__ = ["train_arch", "train_front", "train_full", "validate_train"]
 
 log = logging.getLogger(__name__)
+
+#: nas-train settings that choose what is trained or where, and leave a trained model as it is.
+_NOT_RECIPE = ("top_k", "device")
 
 
 def validate_train(cfg: NasConfig) -> None:
@@ -117,12 +121,16 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     folder = Path(cfg.output_dir) / "export"
     check_folder("output_dir", folder)
     folder.mkdir(parents=True, exist_ok=True)
-    recipe = {**asdict(cfg.train), "data": cfg.data.name}
+    # What makes a training: not which members are chosen (top_k) nor where it runs (device).
+    recipe = {**{k: v for k, v in asdict(cfg.train).items() if k not in _NOT_RECIPE}, "data": cfg.data.name}
     todo, done = [], []
     for c in chosen:
         path = folder / f"trial_{c.trial:04d}.yaml"
-        previous = _read_metrics(path.with_suffix(".metrics.json"))
-        if previous is not None and path.with_suffix(".pt").is_file() and previous.get("recipe") == recipe:
+        previous = read_training_metrics(path.with_suffix(".metrics.json"))  # None: trained (again)
+        # The same trial number can be another network (a study made again under the same name):
+        # its weights are reused only when they are this member's own.
+        if (previous is not None and path.with_suffix(".pt").is_file() and previous.get("recipe") == recipe
+                and previous.get("genotype") == c.genotype):
             done.append(previous)
         else:
             todo.append((c, path))
@@ -166,13 +174,6 @@ def _save(model: torch.nn.Module, metrics: dict[str, Any], path: Path) -> dict[s
     atomic_write(weights, _state_bytes(model))
     atomic_write(path.with_suffix(".metrics.json"), json.dumps(metrics, indent=2) + "\n")
     return {**metrics, "weights": str(weights)}
-
-
-def _read_metrics(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None  # missing or torn: trained again
 
 
 def _state_bytes(model: torch.nn.Module) -> bytes:
