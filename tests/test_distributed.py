@@ -130,9 +130,9 @@ def test_workers_opening_an_empty_postgres_database_at_once_all_get_the_storage(
         assert optuna.storages.RDBStorage(url).get_all_studies() == []
 
 
-@pytest.mark.parametrize("error", ["IntegrityError", "ProgrammingError"])
+@pytest.mark.parametrize("error", ["IntegrityError", "ProgrammingError", "OperationalError"])
 def test_a_storage_whose_tables_another_worker_is_creating_is_opened_again(monkeypatch, error: str) -> None:
-    """The errors PostgreSQL gives the loser of that race (the real race is timing-dependent)."""
+    """The errors PostgreSQL and SQLite give the loser of that race (the real race is timing-dependent)."""
     from types import SimpleNamespace
 
     import sqlalchemy.exc

@@ -195,3 +195,27 @@ def test_leftover_metrics_are_never_taken_for_a_trained_member(make_cfg, monkeyp
         assert weights.stat().st_mtime_ns != stamp, f"the weights were taken as trained with {leftover}"
         assert again["genotype"] == genotype == json.loads(metrics_file.read_text())["genotype"]
         assert len(written) == 1
+
+
+# -- shared run folders --------------------------------------------------------------------------------
+
+
+def test_the_study_database_follows_the_umask_so_a_group_can_share_it(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=1")
+    old = os.umask(0o002)
+    try:
+        run_search(cfg, progress=False)
+    finally:
+        os.umask(old)
+    database = Path(cfg.storage.url.removeprefix("sqlite:///"))
+    assert database.stat().st_mode & 0o777 == 0o664
+
+
+def test_nas_report_on_an_empty_database_writes_nothing_into_it(make_cfg) -> None:
+    cfg = make_cfg()
+    database = Path(cfg.storage.url.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True)
+    database.touch()
+    with pytest.raises(ConfigError, match=r"^study.name: no study 't': .*study.db is empty \(run nas-search first\)"):
+        report_front(cfg)
+    assert database.stat().st_size == 0

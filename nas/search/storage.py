@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,8 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
         return open_journal(path)
     url = with_password(str(storage.url))
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+        _create_with_umask(Path(url.removeprefix("sqlite:///")))
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(5):
         try:
@@ -49,10 +50,10 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
                 engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True},
             )
             break
-        except (IntegrityError, ProgrammingError) as err:
+        except (IntegrityError, ProgrammingError, OperationalError) as err:
             # Workers started together on an empty database race to create Optuna's tables
-            # (SQLite: a unique constraint; PostgreSQL: also "type ... already exists"); the
-            # losers find them created a moment later.
+            # (a unique constraint; PostgreSQL: also "type ... already exists"; SQLite: "table
+            # studies already exists"); the losers find them created a moment later.
             racing = isinstance(err, IntegrityError) or "already exists" in str(err)
             if not racing or attempt == 4:
                 raise _cannot_open(url, err) from None
@@ -67,6 +68,17 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite"):
         _sqlite_wal(rdb)
     return rdb
+
+
+def _create_with_umask(path: Path) -> None:
+    """Create a SQLite file, if missing, with the mode any new file gets (0666 less the umask): SQLite
+    itself makes it 0644 whatever the umask, so the group of a shared run folder could not write it
+    (its -wal and -shm files take the database's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        pass
 
 
 def _cannot_open(url: str, err: Exception) -> ConfigError:
@@ -177,6 +189,8 @@ def open_finished_study(cfg: NasConfig) -> optuna.Study:
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
             raise ConfigError("study.name", f"no study {cfg.study.name!r}: {path} does not exist (run nas-search first)")
+        if path.stat().st_size == 0:  # opening it would write Optuna's tables into it
+            raise ConfigError("study.name", f"no study {cfg.study.name!r}: {path} is empty (run nas-search first)")
     if cfg.storage.kind == "journal" and not cfg.storage.url:
         path = Path(cfg.storage.path or Path(cfg.output_dir) / "journal.log")
         if not path.is_file():
