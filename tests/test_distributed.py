@@ -153,3 +153,38 @@ def test_a_storage_whose_tables_another_worker_is_creating_is_opened_again(monke
     monkeypatch.setattr("nas.search.storage.time.sleep", lambda s: None)
     cfg = SimpleNamespace(storage=StorageConfig(url="postgresql://nas@db/x"), output_dir="unused")
     assert make_storage(cfg) == "storage" and len(calls) == 2  # type: ignore[arg-type]
+
+
+def test_a_worker_killed_before_its_trial_had_a_status_does_not_stall_the_others(make_cfg, monkeypatch) -> None:
+    """A worker killed while pre-screening leaves a RUNNING trial with no status. It holds no slot
+    that counts as running, so the search only met it at each admission, which waited for it and
+    withdrew, forever. Now it is failed, with the reason, as soon as its process is seen gone."""
+    import socket
+    import threading
+
+    import nas.search.objective
+    from nas.search import this_process
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead = {**this_process(), "pid": int(gone.stdout), "start": None, "host": socket.gethostname()}
+    cfg = make_cfg("search.n_trials=2")
+    real_fit, planted = nas.search.objective.fit, []
+
+    def fit_then_plant(*args, **kwargs):
+        if not planted:  # during the first trial, the other worker starts a trial and is killed
+            study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+            trial = study.ask()
+            study._storage.set_trial_user_attr(trial._trial_id, "process", dead)
+            planted.append(trial.number)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(nas.search.objective, "fit", fit_then_plant)
+    search = threading.Thread(target=run_search, args=(cfg,), kwargs={"progress": False}, daemon=True)
+    search.start()
+    search.join(timeout=300)
+    assert not search.is_alive(), "the search stalled on the dead worker's trial"
+    study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+    (trial,) = [t for t in study.trials if t.number == planted[0]]
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["failure"].startswith("killed: its process")
+    assert not [t for t in study.trials if t.user_attrs.get("status") == "withdrawn"]

@@ -122,3 +122,60 @@ def test_a_job_in_a_single_objective_sweep_without_halving_gets_optunas_trial(tm
     assert isinstance(handle, optuna.Trial)
     handle.report(0.5, 1)
     assert study.trials[0].intermediate_values == {1: 0.5}
+
+
+# A user's app that returns what it should not, then what it should: one job per launch, in turn.
+ODD_APP = """\
+import sys
+from pathlib import Path
+
+import hydra
+
+RETURNS = [None, "high", {"val_acc": 0.5}, "exit", 0.5, 0.6, 0.7]
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg):
+    turn = Path("turns")
+    n = len(turn.read_text()) if turn.exists() else 0
+    turn.write_text("x" * (n + 1))
+    value = RETURNS[min(n, len(RETURNS) - 1)]
+    if value == "exit":
+        sys.exit(3)
+    return value
+
+
+if __name__ == "__main__":
+    main()
+"""
+ODD_CONFIG = """\
+defaults:
+  - override hydra/sweeper: nas
+  - _self_
+hydra:
+  sweeper:
+    data_shape: {in_channels: 1, resolution: 16, num_classes: 4}
+    budget: {mflops: 2.0}
+    n_trials: 2
+    study_name: odd
+"""
+
+
+def test_jobs_that_return_no_number_or_exit_fail_with_the_reason_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(ODD_CONFIG)
+    (tmp_path / "app.py").write_text(ODD_APP)
+    done = subprocess.run([sys.executable, "app.py", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                          capture_output=True, text=True, check=False, timeout=900)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    study = optuna.load_study(study_name="odd", storage=f"sqlite:///{tmp_path / 'sweep' / 'study.db'}")
+    failures = [t.user_attrs["failure"] for t in study.trials if t.state == TrialState.FAIL]
+    assert failures == [
+        "job returned None; expected 1 finite number(s)",
+        "job returned 'high'; expected 1 finite number(s)",
+        "job returned {'val_acc': 0.5}; expected 1 finite number(s)",
+        "the job exited (SystemExit: 3) instead of returning its objective(s)",
+    ]
+    assert [t.values[0] for t in study.trials if t.state == TrialState.COMPLETE and t.values[0] > 0] == [0.5, 0.6]
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert (tmp_path / "sweep" / "pareto.csv").is_file()

@@ -29,7 +29,8 @@ from nas.attrs import StudyAttr, TrialAttr
 from nas.secrets import PASSWORD_ENV, redact, split_password, with_password
 from nas.errors import ConfigError, SearchAborted
 from nas.results import write_outputs
-from nas.search import RejectionLimit, Withdrawn, admit, artifact_store, record_arch, rejected_values, sample_and_price, trial_counts
+from nas.search import (RejectionLimit, Withdrawn, admit, artifact_store, fail_dead_trials, record_arch, rejected_values,
+                        sample_and_price, this_process, trial_counts)
 from search_spaces import Budget, DataShape, get_space
 from search_spaces.fields import check_fields
 
@@ -88,10 +89,18 @@ def run_sweep(conf: NasSweeperConfig, launcher: Any, config: DictConfig, argumen
 
     results, job_index, failures_in_row = [], 0, 0
     rejections = RejectionLimit(conf.max_rejected, "hydra.sweeper.max_rejected", "hydra.sweeper.budget.mflops")
-    while (counts := trial_counts(study))["trained"] < conf.n_trials:
+    process = this_process()
+    while True:
+        # A sweep killed mid-job (SIGKILL, Ctrl-C, SystemExit in a job) left its trials RUNNING: the
+        # process recorded on them is gone, so they are failed and their slots trained again.
+        fail_dead_trials(study, grace_s=120.0)
+        counts = trial_counts(study)
+        if counts["trained"] >= conf.n_trials:
+            break
         batch = []
         while len(batch) < min(conf.n_jobs, conf.n_trials - counts["trained"] - counts["running"]):
             trial = study.ask()
+            trial.set_user_attr(TrialAttr.PROCESS, process)
             arch, cost = sample_and_price(trial, space, shape, budget, budget_aware=conf.budget_aware)
             rejections.count(not budget.admits(cost))
             if not budget.admits(cost):
@@ -113,7 +122,19 @@ def run_sweep(conf: NasSweeperConfig, launcher: Any, config: DictConfig, argumen
         if not batch:  # every slot is held by another sweep's running trials
             time.sleep(1.0)
             continue
-        returns = launcher.launch([b[2] for b in batch], initial_job_idx=job_index)
+        try:
+            returns = launcher.launch([b[2] for b in batch], initial_job_idx=job_index)
+        except SystemExit as err:  # a job called sys.exit(): Hydra's launchers catch only Exception
+            for trial, _, _ in batch:
+                if trial.number in {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}:
+                    trial.set_user_attr(TrialAttr.FAILURE, f"the job exited (SystemExit: {err.code}) instead of "
+                                                           "returning its objective(s)")
+                    study.tell(trial, state=TrialState.FAIL)
+            job_index += len(batch)
+            failures_in_row += len(batch)
+            if failures_in_row >= conf.max_failures:
+                raise SearchAborted(f"{failures_in_row} jobs failed in a row (hydra.sweeper.max_failures)") from None
+            continue
         job_index += len(batch)
         results.append(returns)
         for (trial, cost, _), ret in zip(batch, returns):
@@ -125,6 +146,16 @@ def run_sweep(conf: NasSweeperConfig, launcher: Any, config: DictConfig, argumen
     else:
         log.info("no pareto.csv: the first objective (%s) is minimized, the front is drawn for accuracies", conf.objectives[0])
     return results
+
+
+def _score(value: Any) -> float | None:
+    """A job's return value as a number (a float, a NumPy or 0-d torch scalar); None for anything else."""
+    if value is None or isinstance(value, (str, bytes, bool)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # a dict, a list, a tensor of several values
+        return None
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, cost: Any, ret: JobReturn, conf: NasSweeperConfig) -> bool:
@@ -139,8 +170,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, cost: Any, ret: JobReturn, c
         log.warning("trial %d failed: %s: %s", trial.number, type(err).__name__, err)
         return False
     value = ret.return_value
-    scores = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-    if len(scores) != len(conf.objectives) or not all(math.isfinite(v) for v in scores):
+    scores = [_score(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    if len(scores) != len(conf.objectives) or not all(v is not None and math.isfinite(v) for v in scores):
         trial.set_user_attr(TrialAttr.FAILURE, f"job returned {value!r}; expected {len(conf.objectives)} finite number(s)")
         study.tell(trial, state=TrialState.FAIL)
         return False

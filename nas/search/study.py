@@ -142,6 +142,11 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: Objective, progres
     waiting_since = None
     with bar, logging_redirect_tqdm():
         while counts["trained"] < n_trials:
+            # Before every trial, not only when the slots look taken: a worker killed before its trial
+            # had a status (while pre-screening) holds no slot that counts as running, yet every new
+            # trial's admission waits for it and then withdraws, forever.
+            if fail_dead_trials(study, grace_s):
+                counts = trial_counts(study)
             if counts["trained"] + counts["running"] >= n_trials:
                 # Other workers hold the last slots. A killed worker's trial is failed once its
                 # process is seen gone (this host) or its heartbeat lapses (RDB storages), which
