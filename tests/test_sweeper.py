@@ -179,3 +179,16 @@ def test_jobs_that_return_no_number_or_exit_fail_with_the_reason_and_the_sweep_g
     assert [t.values[0] for t in study.trials if t.state == TrialState.COMPLETE and t.values[0] > 0] == [0.5, 0.6]
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     assert (tmp_path / "sweep" / "pareto.csv").is_file()
+
+
+def test_a_sweep_resumed_with_another_budget_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(ODD_CONFIG)
+    (tmp_path / "app.py").write_text(ODD_APP.replace('RETURNS = [None, "high", {"val_acc": 0.5}, "exit", ', "RETURNS = ["))
+    command = [sys.executable, "app.py", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = subprocess.run([*command, "hydra.sweeper.budget.mflops=3"], cwd=tmp_path, capture_output=True, text=True,
+                           check=False, timeout=900)
+    assert "error: hydra.sweeper.study_name: study 'odd' already holds a different search (budget_mflops=2.0)" \
+        in again.stderr, again.stderr[-3000:]

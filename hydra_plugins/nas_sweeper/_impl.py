@@ -29,7 +29,7 @@ from nas.attrs import StudyAttr, TrialAttr
 from nas.secrets import PASSWORD_ENV, redact, split_password, with_password
 from nas.errors import ConfigError, SearchAborted
 from nas.results import write_outputs
-from nas.search import (RejectionLimit, Withdrawn, admit, artifact_store, fail_dead_trials, record_arch, rejected_values,
+from nas.search import (RejectionLimit, Withdrawn, admit, artifact_store, check_identity, fail_dead_trials, record_arch, rejected_values,
                         sample_and_price, this_process, trial_counts)
 from search_spaces import Budget, DataShape, get_space
 from search_spaces.fields import check_fields
@@ -76,11 +76,17 @@ def run_sweep(conf: NasSweeperConfig, launcher: Any, config: DictConfig, argumen
         study_name=conf.study_name, storage=storage, sampler=instantiate(conf.sampler),
         pruner=instantiate(conf.pruner) if conf.pruner else None, directions=directions, load_if_exists=True,
     )
-    study.set_metric_names([*conf.objectives, *(["MMACs"] if conf.pareto else [])])
     shape = DataShape(conf.data_shape.in_channels, conf.data_shape.resolution, conf.data_shape.num_classes)
-    study.set_user_attr(StudyAttr.INPUT, f"{shape.in_channels}x{shape.resolution}x{shape.resolution}")
-    study.set_user_attr(StudyAttr.NUM_CLASSES, shape.num_classes)
-    study.set_user_attr(StudyAttr.BUDGET_MFLOPS, float(conf.budget.mflops))
+    # A resumed sweep must be the same search, as a resumed nas-search must.
+    identity = {
+        StudyAttr.SPACE: conf.space,
+        StudyAttr.INPUT: f"{shape.in_channels}x{shape.resolution}x{shape.resolution}",
+        StudyAttr.NUM_CLASSES: shape.num_classes,
+        StudyAttr.BUDGET_MFLOPS: float(conf.budget.mflops),
+        StudyAttr.BUDGET_MPARAMS: None if conf.budget.mparams is None else float(conf.budget.mparams),
+    }
+    if check_identity(study, identity, "hydra.sweeper.study_name"):
+        study.set_metric_names([*conf.objectives, *(["MMACs"] if conf.pareto else [])])
     space = get_space(conf.space)
     budget = Budget(conf.budget.mflops, conf.budget.mparams)
     store = artifact_store(str(sweep_dir / "artifacts"))

@@ -8,7 +8,7 @@ from .config import (DashboardConfig, HalvingConfig, NasConfig, ObjectiveConfig,
 from .halving import Halving, promoted, record_and_decide
 from .liveness import fail_dead_trials, this_process
 from .objective import run_settings
-from .storage import artifact_store, make_storage, open_finished_study, open_study, study_shape, upload_text
+from .storage import artifact_store, check_identity, make_storage, open_finished_study, open_study, study_shape, upload_text
 from .study import SearchRun, search
 from .sweep_jobs import RungTrial, current_trial
 from .trials import (RejectionLimit, Withdrawn, admit, fully_trained, record_arch, rejected_values, sample_and_price,
@@ -17,7 +17,7 @@ from .trials import (RejectionLimit, Withdrawn, admit, fully_trained, record_arc
 __all__ = [
     "DashboardConfig", "Halving", "HalvingConfig", "NasConfig", "ObjectiveConfig", "OnCpuConfig", "ProxyConfig",
     "RandomSuggests", "RejectionLimit", "RungTrial", "SearchConfig", "SearchRun", "SpaceConfig", "StorageConfig",
-    "StudyConfig", "Withdrawn", "admit", "artifact_store", "budget_usage", "current_trial", "fail_dead_trials",
+    "StudyConfig", "Withdrawn", "admit", "artifact_store", "check_identity", "budget_usage", "current_trial", "fail_dead_trials",
     "fully_trained", "make_storage", "open_finished_study", "open_study", "probe_budget", "promoted",
     "record_and_decide", "record_arch", "rejected_values", "run_settings", "sample_and_price", "search",
     "study_shape", "this_process", "trial_counts", "upload_text", "validate", "worker_seed",

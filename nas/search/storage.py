@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from .config import NasConfig
 from .journal import open_journal
 
-__all__ = ["artifact_store", "make_storage", "open_finished_study", "open_study", "scoring_settings", "study_shape",
+__all__ = ["artifact_store", "check_identity", "make_storage", "open_finished_study", "open_study", "scoring_settings", "study_shape",
            "upload_text"]
 
 
@@ -116,6 +116,31 @@ def _study_identity(cfg: NasConfig, shape: DataShape) -> dict[str, Any]:
     }
 
 
+def check_identity(study: optuna.Study, identity: dict[str, Any], field: str) -> bool:
+    """Record what must not change when the study is resumed (`identity`, study attributes) on a
+    new study and return True; on an existing one, raise ConfigError naming `field` if it differs."""
+    attrs = study.user_attrs
+    # Another worker may have created the study an instant ago and still be writing its identity,
+    # one attribute at a time: wait for the rest before comparing.
+    deadline = time.monotonic() + 10.0
+    while attrs and any(k not in attrs for k in identity) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        attrs = study.user_attrs
+    new = not attrs
+    for key in (k for k in identity if k not in attrs):  # a new study, or one from before the key was recorded
+        study.set_user_attr(key, identity[key])
+    if new:
+        return True
+    changed = [k for k in identity if k in attrs and attrs[k] != identity[k]]
+    if changed:
+        raise ConfigError(
+            field,
+            f"study {study.study_name!r} already holds a different search ({', '.join(f'{k}={attrs[k]}' for k in changed)}); "
+            f"choose another {field} to start a new one",
+        )
+    return False
+
+
 def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseStorage,
                sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner | None) -> optuna.Study:
     """Create the study, or load it and check that it is the same search."""
@@ -128,26 +153,8 @@ def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseSt
         directions=["maximize", "minimize"] if pareto else ["maximize"],
         load_if_exists=True,
     )
-    identity = _study_identity(cfg, shape)
-    attrs = study.user_attrs
-    # Another worker may have created the study an instant ago and still be writing its identity,
-    # one attribute at a time: wait for the rest before comparing.
-    deadline = time.monotonic() + 10.0
-    while attrs and any(k not in attrs for k in identity) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        attrs = study.user_attrs
-    stored = {k: attrs.get(k) for k in identity}
-    if not attrs:
-        for key, value in identity.items():
-            study.set_user_attr(key, value)
+    if check_identity(study, _study_identity(cfg, shape), "study.name"):
         study.set_metric_names(["val_acc", "MMACs"] if pareto else ["val_acc"])
-    elif stored != identity:
-        changed = [k for k in identity if stored[k] != identity[k]]
-        raise ConfigError(
-            "study.name",
-            f"study {cfg.study.name!r} already holds a different search ({', '.join(f'{k}={stored[k]}' for k in changed)}); "
-            "choose another study.name to start a new one",
-        )
     _check_same_proxy(study, cfg)
     return study
 
