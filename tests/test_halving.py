@@ -1,4 +1,4 @@
-"""Early stopping in the Pareto mode (nas.halving) and zero-cost pre-screening."""
+"""Early stopping in the Pareto mode (nas.search.halving) and zero-cost pre-screening."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One trial lifecycle (nas.trials) for the search and the sweeper: the same values for a rejected
+"""One trial lifecycle (nas.search.trials) for the search and the sweeper: the same values for a rejected
 sample, the same training slots, the same limit on rejections in a row. Each test runs both."""
 
 from __future__ import annotations
