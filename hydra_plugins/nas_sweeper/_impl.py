@@ -131,8 +131,9 @@ def run_sweep(conf: NasSweeperConfig, launcher: Any, config: DictConfig, argumen
         try:
             returns = launcher.launch([b[2] for b in batch], initial_job_idx=job_index)
         except SystemExit as err:  # a job called sys.exit(): Hydra's launchers catch only Exception
+            running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             for trial, _, _ in batch:
-                if trial.number in {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}:
+                if trial.number in running:  # the jobs before the one that exited were told
                     trial.set_user_attr(TrialAttr.FAILURE, f"the job exited (SystemExit: {err.code}) instead of "
                                                            "returning its objective(s)")
                     study.tell(trial, state=TrialState.FAIL)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.storages.journal._file import get_lock_file
 
 from ..errors import ConfigError
 
@@ -30,13 +29,18 @@ class JournalFile(JournalFileBackend):
     would glue the next record onto it and make the file unreadable from then on."""
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        with get_lock_file(self._lock):
+        # Optuna's own append, with the cut inside the same hold of the lock (its lock is not reentrant,
+        # so calling super() after the cut would leave a moment for another writer in between).
+        self._lock.acquire()
+        try:
             _cut_torn_tail(Path(self._file_path))
             data = ("\n".join(json.dumps(r, separators=(",", ":")) for r in logs) + "\n").encode("utf-8")
             with open(self._file_path, "ab") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+        finally:
+            self._lock.release()
 
 
 def _cut_torn_tail(path: Path) -> None:
