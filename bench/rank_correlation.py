@@ -1,6 +1,7 @@
 """How well each proxy ranks architectures: reads the table of `bench/rank_table.py` and reports
 Kendall's tau and Spearman's rho against the reference (with bootstrap intervals), top-5 overlap,
-mean accuracy and cost of every proxy variant, zero-cost score and the MACs / params baselines.
+mean accuracy and cost of every proxy variant, zero-cost score and the MACs / params baselines,
+and how well each rung of each fidelity ladder ranks them (the ladder columns).
 
     python bench/rank_correlation.py --size cpu [--doc docs/proxy-quality.md]
 
@@ -22,7 +23,7 @@ from scipy.stats import kendalltau, spearmanr
 from nas.training import rank_aggregate
 
 from _harness import RESULTS, invocation, publish
-from rank_table import LINEAR, read_table
+from rank_table import LINEAR, SIZES, is_ladder, read_table
 
 BOOTSTRAP = 1000
 TOP_K = 5
@@ -70,7 +71,9 @@ def collect(header: dict, rows: list[dict]) -> tuple[dict[str, np.ndarray], dict
     by_column: dict[str, dict[int, dict]] = {}
     for r in rows:
         by_column.setdefault(r["column"], {})[r["arch"]] = r
-    for name in header["columns"]:
+    for name, recipe in header["columns"].items():
+        if is_ladder(recipe):  # reported rung by rung (_ladder_section)
+            continue
         got = by_column.get(name, {})
         values[name] = np.array([got[i]["val_acc"] if i in got else np.nan for i in range(n)])
         # Training-speed estimate (Ru et al. 2021): minus the sum of the run's training losses.
@@ -112,9 +115,10 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
     """`reference`: a column, or columns joined by '+' whose mean accuracy is the reference."""
     values, facts = collect(header, rows)
     ref_parts = reference.split("+")
-    unknown = [p for p in ref_parts if p not in header["columns"]]
+    trained = [n for n, r in header["columns"].items() if not is_ladder(r)]
+    unknown = [p for p in ref_parts if p not in trained]
     if unknown:
-        raise SystemExit(f"--reference: no column {', '.join(unknown)} (columns: {', '.join(header['columns'])})")
+        raise SystemExit(f"--reference: no column {', '.join(unknown)} (columns: {', '.join(trained)})")
     # A missing row in any part leaves the architecture out (NaN).
     ref = np.mean(np.stack([values[p] for p in ref_parts]), axis=0)
     rng = np.random.default_rng(0)
@@ -188,8 +192,9 @@ def report(header: dict, rows: list[dict], reference: str) -> str:
         results.append(row(TSE + best[0], values[TSE + best[0]],
                            {"kind": "training speed", "seconds": facts[best[0]]["seconds"], "cost": best[5]}))
     lines += ["", "Recipes (peak lr, SGD Nesterov, one-cycle schedule, weight decay 5e-4):", ""]
-    lines += [f"- `{name}`: {_recipe(recipe, header['val_images'])}" for name, recipe in header["columns"].items()]
+    lines += [f"- `{name}`: {_recipe(header['columns'][name], header['val_images'])}" for name in trained]
     lines += ["", *_convergence(values, facts, ref_parts, ref, header), "", *_choice(results, today)]
+    lines += ["", *_ladder_section(header, rows, ref, values["MACs"])]
     return "\n".join(lines) + "\n"
 
 
@@ -265,6 +270,103 @@ def _reference_noise(values: dict[str, np.ndarray], header: dict, reference: str
                      f"{acc.min():.3f}-{acc.max():.3f}, binomial standard error {np.mean(se):.4f}): two scorings "
                      f"of the same networks would agree at tau {np.mean(taus):.3f} on average")
     return lines
+
+
+def _ladder_section(header: dict, rows: list[dict], ref: np.ndarray, macs: np.ndarray) -> list[str]:
+    """How well each rung of each ladder column ranks architectures, which is what chooses the
+    ladder's schedule, eta and screening rung: tau of a rung's accuracy against its own run's top
+    (does screening there keep what the top would?) and against the reference, tau at equal MACs,
+    and what the climb to the rung costs."""
+    ladders = {n: r for n, r in header["columns"].items() if is_ladder(r)}
+    lines = ["Per-rung ranking of the ladder:", ""]
+    if not ladders:
+        names = ",".join(SIZES[header["size"]].ladders)
+        return [*lines, (f"No ladder column in the table yet (`python bench/rank_table.py --size {header['size']} "
+                         f"--columns {names}`).")]
+    n = len(header["archs"])
+    by_column: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["column"] in ladders:
+            by_column.setdefault(r["column"], {})[r["arch"]] = r
+    lines += [
+        ("Each ladder column trains every architecture up a search's fidelity ladder in one run that no rung "
+         "stops, and scores it on the same validation images at each rung (and, on a single schedule, between "
+         "them, so that one run serves several etas). tau vs its top: Kendall's tau-b of the rung's accuracy "
+         "against the same run's top rung, with its 95% bootstrap interval; tau vs reference and tau at equal "
+         "MACs: as in the table above; s / arch: mean wall time from the start of the run to the end of the "
+         "rung's scoring, what screening at that rung costs (other jobs shared the machine)."),
+        "",
+    ]
+    table, short = [], []
+    rng = np.random.default_rng(0)
+    for name, recipe in ladders.items():
+        got = by_column.get(name, {})
+        if len(got) < 5:
+            so_far = f"{len(got)} of {n} architectures so far, too few to rank" if got else "no rows yet"
+            short.append(f"- `{name}`: {so_far}")
+            continue
+        names = _rung_names(recipe, next(iter(got.values())))
+        points = sorted({k for r in got.values() for k in r["rung_acc"]}, key=int)
+        top = _at(got, n, points[-1], "rung_acc")
+        for key in points:
+            acc = _at(got, n, key, "rung_acc")
+            ok = ~np.isnan(acc) & ~np.isnan(ref)
+            partial = _partial_tau(acc[ok], ref[ok], macs[ok]) if ok.sum() >= 5 else math.nan
+            table.append(
+                f"| `{name}` | {names.get(key, '-')} | {key} | {(~np.isnan(acc)).sum()} | "
+                f"{'-' if key == points[-1] else _tau_cell(acc, top, rng)} | {_tau_cell(acc, ref, rng)} | "
+                f"{'-' if math.isnan(partial) else f'{partial:.3f}'} | {np.nanmean(acc):.4f} | "
+                f"{np.nanmean(_at(got, n, key, 'rung_s')):.2f} |"
+            )
+    if table:
+        lines += [("| ladder | rung | images seen | n | tau vs its top [95% CI] | tau vs reference [95% CI] "
+                   "| tau at equal MACs | mean val_acc | s / arch |"),
+                  "|---|---|---|---|---|---|---|---|---|", *table, ""]
+    lines += [*short, *([""] if short else []), "Ladders (their top rung's recipe, and the rungs):", ""]
+    lines += [f"- `{name}`: {_recipe(r, header['val_images'])}; {_ladder(r)}" for name, r in ladders.items()]
+    return lines
+
+
+def _at(got: dict[int, dict], n: int, key: str, field: str) -> np.ndarray:
+    """Per-architecture values of a ladder row's `field` (`rung_acc`, `rung_s`) at read point `key`
+    (NaN where a row is missing)."""
+    return np.array([got[i][field].get(key, np.nan) if i in got else np.nan for i in range(n)])
+
+
+def _tau_cell(score: np.ndarray, ref: np.ndarray, rng: np.random.Generator) -> str:
+    """tau of `score` against `ref` with its bootstrap interval, over the architectures that have
+    both ("-": fewer than 5)."""
+    ok = ~np.isnan(score) & ~np.isnan(ref)
+    if ok.sum() < 5:
+        return "-"
+    lo, hi = _interval(score[ok], ref[ok], _tau, rng)
+    return f"{_tau(score[ok], ref[ok]):.3f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _divisors(recipe: dict) -> list[int]:
+    """What a ladder column's top steps are divided by at its read points: eta^k at its rungs, then its reads."""
+    return [recipe["eta"] ** k for k in range(recipe["rungs"])] + list(recipe["reads"])
+
+
+def _rung_names(recipe: dict, row: dict) -> dict[str, str]:
+    """The name of each read point of a ladder column's row ("top/9"), keyed as its `rung_acc` is
+    (by images seen); points that a small top makes coincide share one key."""
+    batch = min(recipe["batch_size"], row["train_images"])  # as `nas.training.Training` takes it
+    top = row["images_seen"] // batch
+    names: dict[str, list[str]] = {}
+    for d in sorted(set(_divisors(recipe)), reverse=True):
+        names.setdefault(str(math.ceil(top / d) * batch), []).append("top" if d == 1 else f"top/{d}")
+    return {key: " = ".join(n) for key, n in names.items()}
+
+
+def _ladder(r: dict) -> str:
+    """A ladder column's eta, rungs, schedule and other read points, in words."""
+    rungs = ", ".join("top" if d == 1 else f"top/{d}" for d in sorted(_divisors(r)[: r["rungs"]], reverse=True))
+    text = f"eta {r['eta']}, rungs at {rungs}; "
+    text += "the schedule restarts at each rung" if r["restart"] else "one schedule over the top"
+    if r["reads"]:
+        text += ", also read at " + ", ".join(f"top/{d}" for d in sorted(r["reads"], reverse=True))
+    return text
 
 
 def _best_within_cost(results: list[tuple]) -> tuple | None:

@@ -6,27 +6,38 @@ reference recipe and with every proxy variant under study, plus zero-cost scores
 
 One JSON line per (architecture, column) in bench/results/rank_table_<size>.jsonl, appended as
 each finishes: an interrupted run continues where it stopped (run the same command). Columns run
-in priority order (zero-cost scores, reference, today's proxy, candidate variants, the shorter
-reference that checks convergence), so a partial table is still a useful one.
+in priority order (zero-cost scores, reference, today's proxy, candidate variants, the ladders,
+the shorter reference that checks convergence), so a partial table is still a useful one.
+A ladder column trains each architecture up a search's fidelity ladder in one run and scores it
+at every rung, for the per-rung ranking that chooses the ladder's schedule, eta and screening rung.
 `bench/rank_correlation.py` reads the table.
+
+    python bench/rank_table.py --size cpu --columns ladder_single --archs 2 --max-images 320 \
+        --out /tmp/smoke.jsonl                 # a smoke run: 2 archs, a tiny top, a file of its own
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import platform
 import random
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from _harness import RESULTS, ROOT, ResultsFile, Size, add_size_argument, invocation
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from nas.data import Dataset, Split
+    from nas.search.ladder import Ladder
     from nas.training import RunSettings
 
 
@@ -57,11 +68,53 @@ class Column:
 
 
 @dataclass(frozen=True)
+class LadderColumn(Column):
+    """A column that trains each architecture up a search's fidelity ladder (`nas.search.ladder`)
+    whose top rung is the column's recipe, in one run that no rung stops, and scores it at every
+    rung: how well each rung ranks architectures, and at what cost. A single schedule can also be
+    read between its rungs (`reads`), so that one run serves several etas; restarts cannot, since
+    the schedule restarts only at the rungs of its own eta."""
+
+    eta: int = field(kw_only=True)  # ratio of one rung's steps to the rung below
+    restart: bool = field(kw_only=True)  # the schedule restarts at each rung (warm restarts), else one over the top
+    rungs: int = field(kw_only=True)  # the top and the rungs below it, the lowest the screening rung
+    reads: tuple[int, ...] = field(default=(), kw_only=True)  # also read at the top's steps / each (single schedule)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", tuple(self.reads))  # a list, as the header's JSON stores it
+        if self.restart and self.reads:
+            raise ValueError("reads between the rungs need a single schedule (restart=False)")
+
+    def ladder(self, settings: RunSettings, n_train: int) -> Ladder:
+        """The search's ladder (`ladder_for`) for a run with `settings` on a training split of
+        `n_train` images, cut to its top `rungs` rungs."""
+        from nas.search.ladder import ladder_for
+
+        whole = ladder_for(settings, n_train, self.eta, 1, self.restart)  # every rung down to one step
+        return dataclasses.replace(whole, steps=whole.steps[-self.rungs:])
+
+    def read_points(self, ladder: Ladder) -> list[int]:
+        """The steps at which a run is scored: the ladder's rungs and the top's steps / each of `reads`."""
+        return sorted({*ladder.steps, *(math.ceil(ladder.top / d) for d in self.reads)})
+
+
+def is_ladder(fields: Mapping) -> bool:
+    """Whether a column's stored fields (the header's `columns`) are a ladder's."""
+    return "eta" in fields
+
+
+def column_of(fields: Mapping) -> Column:
+    """A column from its stored fields; fields added since it was stored take their defaults."""
+    return (LadderColumn if is_ladder(fields) else Column)(**fields)
+
+
+@dataclass(frozen=True)
 class TableSize(Size):
     archs: int
     val_images: int | None  # the fixed validation subset every column is scored on
     reference: dict[str, Column]  # the first is the reference, the others check its convergence
     variants: dict[str, Column]  # proxy variants, in the order they run
+    ladders: dict[str, LadderColumn]  # ladders, in the order they run (after the variants)
 
 
 # nas-train's recipe (SGD with Nesterov momentum, one-cycle with 10% warm-up, weight decay 5e-4,
@@ -99,6 +152,14 @@ SIZES = {
             "b32_lr0.4_n2500": Column(2500, 1, 32, 0.4, val_images=1000),  # b64_lr0.4's steps
             "b16_lr0.4_n2500": Column(2500, 1, 16, 0.4, val_images=1000),
         },
+        # The CPU proxy's top rung (conf/proxy `on_cpu`: 20,000 images x 1 epoch, batch 32, lr 0.4). The
+        # single schedule is read at the rungs of eta 3 (top/27 to the top) and of eta 2 (top/8 to the top).
+        ladders={
+            "ladder_restart_eta3": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=3, restart=True, rungs=3),
+            "ladder_single": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=3, restart=False, rungs=4,
+                                          reads=(2, 4, 8)),
+            "ladder_restart_eta2": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=2, restart=True, rungs=4),
+        },
     ),
     "full": TableSize(
         budget_mflops=20.0,
@@ -114,6 +175,12 @@ SIZES = {
             "b256_lr0.8": Column(None, 1, 256, 0.8),
             "b128_lr0.4_n20000": Column(20000, 1, 128, 0.4),
             "b128_lr0.4_e2": Column(None, 2, 128, 0.4),
+        },
+        # The GPU proxy's top rung (conf/proxy: the whole training split x 3 epochs, batch 128, lr 0.1).
+        ladders={
+            "ladder_restart_eta3": LadderColumn(None, 3, 128, 0.1, eta=3, restart=True, rungs=3),
+            "ladder_single": LadderColumn(None, 3, 128, 0.1, eta=3, restart=False, rungs=4, reads=(2, 4, 8)),
+            "ladder_restart_eta2": LadderColumn(None, 3, 128, 0.1, eta=2, restart=True, rungs=4),
         },
     ),
 }
@@ -181,7 +248,7 @@ def _run_task(task: dict) -> dict:
 
     data = _DATA
     index = task["arch"]
-    r = Column(**task["recipe"]) if task["recipe"] else None
+    r = column_of(task["recipe"]) if task["recipe"] else None
     # One initialisation per architecture, shared by every column but a replicate's.
     torch.manual_seed(10_000 + index + (r.init_offset if r else 0))
     if task["column"].startswith(LINEAR):
@@ -199,19 +266,44 @@ def _run_task(task: dict) -> dict:
         # The reference draws the same images for every architecture; a proxy draws its own per
         # trial, as in a search, unless the recipe says otherwise.
         settings = r.settings(r.seed_offset if reference or r.same_images else index + r.seed_offset)
-        result = fit(model, data.train, val, settings, mean=data.mean, std=data.std, device=task["device"])
-        row.update(val_acc=result.val_acc, train_s=round(result.train_s, 3), img_s=round(result.img_s, 1),
-                   curve=[round(m.val_acc, 4) for m in result.history], loss_sum=round(result.loss_sum, 4),
-                   device=result.device)
+        if isinstance(r, LadderColumn):
+            row.update(_climb(model, r, settings, data, val, task["device"], started))
+        else:
+            result = fit(model, data.train, val, settings, mean=data.mean, std=data.std, device=task["device"])
+            row.update(val_acc=result.val_acc, train_s=round(result.train_s, 3), img_s=round(result.img_s, 1),
+                       curve=[round(m.val_acc, 4) for m in result.history], loss_sum=round(result.loss_sum, 4),
+                       device=result.device)
     row["seconds"] = round(time.perf_counter() - started, 3)
     return row
+
+
+def _climb(model: nn.Module, r: LadderColumn, settings: RunSettings, data: Dataset, val: Split, device: str,
+           started: float) -> dict:
+    """Train `model` up the column's whole ladder in one run, as a search's trial that every rung
+    promotes, and score it on `val` at each read point. The row's `rung_acc` and `rung_s` (seconds
+    since the task began: what screening at that rung costs) are keyed by training images seen;
+    `ladder` lists the ladder's own rungs among them."""
+    from nas.training import Training
+
+    ladder = r.ladder(settings, len(data.train))
+    run = Training(model, data.train, settings, mean=data.mean, std=data.std, device=device, restarts=ladder.restarts)
+    acc, seconds = {}, {}
+    for steps in r.read_points(ladder):
+        run.run_to(steps)
+        acc[str(run.images_seen)] = run.evaluate(val)
+        seconds[str(run.images_seen)] = round(time.perf_counter() - started, 3)
+    result = run.result(acc[str(run.images_seen)])
+    return {"val_acc": result.val_acc, "rung_acc": acc, "rung_s": seconds, "ladder": list(ladder.images),
+            "images_seen": run.images_seen, "train_images": result.train_images, "train_s": round(result.train_s, 3),
+            "img_s": round(result.img_s, 1), "device": result.device}
 
 
 # -- the run ----------------------------------------------------------------------------------------
 
 
-def _header(size_name: str, size: TableSize, archs: list, args: argparse.Namespace) -> dict:
-    """The header's fields: what the table holds and how it was made."""
+def _header(size_name: str, size: TableSize, recipes: dict[str, Column], archs: list,
+            args: argparse.Namespace) -> dict:
+    """The header's fields: what the table holds (the columns' `recipes`) and how it was made."""
     import torch
 
     from nas.complexity import complexity
@@ -225,7 +317,7 @@ def _header(size_name: str, size: TableSize, archs: list, args: argparse.Namespa
              "mparams": round(complexity(a).mparams, 5)}
             for i, a in enumerate(archs)
         ],
-        "columns": {name: dataclasses.asdict(r) for name, r in {**size.reference, **size.variants}.items()},
+        "columns": {name: dataclasses.asdict(r) for name, r in recipes.items()},
         "val_images": size.val_images,
         "command": invocation(__file__),
         "date": time.strftime("%Y-%m-%d"),
@@ -258,11 +350,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--columns", help="comma-separated subset of the columns to run (default: all)")
+    parser.add_argument("--archs", type=int, help="run only the first N architectures (a smoke run; the header "
+                        "still lists them all, so the table can be completed later)")
+    parser.add_argument("--max-images", type=int, help="cap on the training images of the columns run (a smoke "
+                        "run; needs --out: its recipes are not the size's; continue it with the same cap)")
     args = parser.parse_args()
+    if args.max_images and not args.out:
+        parser.error("--max-images needs --out: a smoke run's recipes are not the size's")
 
     from search_spaces import Arch, DataShape
 
     size = SIZES[args.size]
+    columns = ["zero_cost", next(iter(size.reference)), *size.variants, *size.ladders, *list(size.reference)[1:]]
+    if args.columns:
+        wanted = args.columns.split(",")
+        unknown = sorted(set(wanted) - set(columns))
+        if unknown:
+            raise SystemExit(f"--columns: unknown {', '.join(unknown)} (allowed: {', '.join(columns)})")
+        columns = [c for c in columns if c in wanted]
+    recipes = {**size.reference, **size.variants, **size.ladders}
+    if args.max_images:  # the header records the capped recipes of the columns run
+        recipes = {n: dataclasses.replace(r, images=min(r.images or args.max_images, args.max_images))
+                   if n in columns else r for n, r in recipes.items()}
     out = args.out or RESULTS / f"rank_table_{args.size}.jsonl"
     table = ResultsFile(out, KEY)
     header, _ = read_table(out)
@@ -270,28 +379,24 @@ def main() -> None:
         archs = choose_archs(size, DataShape(1, 28, 10))
     else:  # a table's architectures are the ones in its header (sampling may have changed since)
         archs = [Arch.from_genotype(a["genotype"]) for a in header["archs"]]
-    fresh = _header(args.size, size, archs, args)
+    fresh = _header(args.size, size, recipes, archs, args)
     if header is None:
         table.append_header(fresh)
     elif [a["genotype"] for a in header["archs"]] != [a["genotype"] for a in fresh["archs"]]:
         raise SystemExit(f"{out} holds a table of other architectures; move it away to start a new one")
-    elif set(fresh["columns"]) != set(header["columns"]):
-        # Recipes stored before a field was added read with that field's default.
-        stored = {n: dataclasses.asdict(Column(**r)) for n, r in header["columns"].items()}
-        changed = [n for n, r in fresh["columns"].items() if n in stored and stored[n] != r]
+    else:
+        # Checked on every run, not only when columns are added: rows of another recipe (a smoke
+        # run's cap) must not join a column. Recipes stored before a field was added read with
+        # that field's default.
+        stored = {n: column_of(r) for n, r in header["columns"].items()}
+        changed = [n for n, r in recipes.items() if n in stored and stored[n] != r]
         if changed:
             raise SystemExit(f"{out}: the recipes of {', '.join(changed)} changed; move the table away to start anew")
-        table.append_header(fresh)
+        if set(fresh["columns"]) != set(header["columns"]):
+            table.append_header(fresh)
     done = table.done()
 
-    columns = ["zero_cost", next(iter(size.reference)), *size.variants, *list(size.reference)[1:]]
-    if args.columns:
-        wanted = args.columns.split(",")
-        unknown = sorted(set(wanted) - set(columns))
-        if unknown:
-            raise SystemExit(f"--columns: unknown {', '.join(unknown)} (allowed: {', '.join(columns)})")
-        columns = [c for c in columns if c in wanted]
-    recipes = {**size.reference, **size.variants}
+    n_archs = min(args.archs or len(archs), len(archs))
     # The linear baselines are cheap and run before the checks of the reference. The checks run
     # last, in a shuffled order: cut short, they still hold a random subset of the architectures
     # rather than the smallest ones.
@@ -304,17 +409,19 @@ def main() -> None:
             {"arch": i, "column": column, "arch_yaml": archs[i].to_yaml(), "device": args.device,
              "recipe": dataclasses.asdict(recipe) if recipe else None,
              "val_images": (recipe.val_images if recipe and recipe.val_images else size.val_images)}
-            for i in (shuffled if column in checks else range(len(archs))) if (i, column) not in done
+            for i in (shuffled if column in checks else range(len(archs)))
+            if i < n_archs and (i, column) not in done
         ]
 
+    # One per trained column but the ladders, whose rungs are compared with one another.
     linear = [
         {"arch": -1, "column": LINEAR + c, "arch_yaml": None, "device": args.device,
          "recipe": dataclasses.asdict(recipes[c]), "val_images": recipes[c].val_images or size.val_images}
-        for c in columns if c in recipes and (-1, LINEAR + c) not in done
+        for c in columns if c in recipes and c not in size.ladders and (-1, LINEAR + c) not in done
     ]
     tasks = [t for c in columns if c not in checks for t in arch_tasks(c)]
     tasks += linear + [t for c in columns if c in checks for t in arch_tasks(c)]
-    print(f"{out}: {len(done)} rows done, {len(tasks)} to run ({len(archs)} archs x {len(columns)} columns)",
+    print(f"{out}: {len(done)} rows done, {len(tasks)} to run ({n_archs} archs x {len(columns)} columns)",
           flush=True)
     if not tasks:
         return
@@ -325,7 +432,10 @@ def main() -> None:
     with ctx.Pool(args.workers, initializer=_init_worker, initargs=(args.threads,)) as pool:
         for n, row in enumerate(pool.imap_unordered(_run_task, tasks, chunksize=1), 1):
             table.append(row)
-            acc = f"val_acc {row['val_acc']:.4f}" if "val_acc" in row else f"synflow {row['synflow']:.2f}"
+            if "rung_acc" in row:
+                acc = "val_acc " + ", ".join(f"{a:.4f} at {k}" for k, a in row["rung_acc"].items())
+            else:
+                acc = f"val_acc {row['val_acc']:.4f}" if "val_acc" in row else f"synflow {row['synflow']:.2f}"
             print(f"[{n}/{len(tasks)} {time.perf_counter() - started:6.0f}s] arch {row['arch']:2d} "
                   f"{row['column']}: {acc} ({row['seconds']:.1f}s)", flush=True)
     print(f"done in {time.perf_counter() - started:.0f}s", flush=True)

@@ -34,9 +34,10 @@ class TrialAttr(StrEnum):
     PROCESS = "process"  # {"host", "pidns", "pid", "start"} of the process running the trial
     ARCH_YAML = "arch_yaml"
     VAL_ACC = "val_acc"
-    VAL_ACC_CURVE = "val_acc_curve"  # after each epoch
-    RUNG_VAL_ACC = "rung_val_acc"  # {rung: validation accuracy measured there} (nas.search.halving)
-    PRUNED_AT = "pruned_at"
+    RUNG_VAL_ACC = "rung_val_acc"  # {training images seen: validation accuracy there}, each rung reached
+    PRUNED_AT = "pruned_at"  # the rung (training images seen) a trial was stopped at
+    WEIGHTS = "weights"  # top-rung trials: their weights file, relative to the study's folder
+    REFERENCE = "reference"  # a paper's network scaled to the budget (nas.search.references): its name
     TRAIN_S = "train_s"
     SETUP_S = "setup_s"
     IMG_S = "img_s"
@@ -66,4 +67,6 @@ class StudyAttr(StrEnum):
     DATA_MEAN = "data_mean"
     DATA_STD = "data_std"
     HYPERVOLUME = "hypervolume"
+    REFERENCES = "references"  # the scaled reference networks queued as the first trials
+    TEST_ACC = "test_acc"  # {trial number: test accuracy} of the front, measured once when the search ends
     ARTIFACTS_DIGEST = "artifacts_digest"  # what the uploaded pareto.csv / pareto.png showed

@@ -28,6 +28,8 @@ FAST = [
     "proxy.device=cpu",
     "proxy.on_cpu=null",
     "search.probe_samples=200",
+    "search.start_from_references=false",
+    "search.workers=1",
 ]
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ def _check_complete(study: optuna.Study, n_trials: int, pareto_csv: Path) -> lis
              if not any(a2 >= a and m2 <= m and (a2 > a or m2 < m) for a2, m2 in points.values())}
     with open(pareto_csv) as f:
         rows = list(csv.DictReader(f))
-    assert {int(r["trial"]) for r in rows} == front
+    assert {int(r["trial"]) for r in rows if r["on_front"] == "true"} == front
     for r in rows:
         acc, macs = points[int(r["trial"])]
         assert float(r["val_acc"]) == pytest.approx(acc, abs=5e-5)
@@ -169,7 +171,7 @@ def test_a_worker_killed_before_its_trial_had_a_status_does_not_stall_the_others
                           text=True, check=True)
     dead = {**this_process(), "pid": int(gone.stdout), "start": None, "host": socket.gethostname()}
     cfg = make_cfg("search.n_trials=2")
-    real_fit, planted = nas.search.objective.fit, []
+    real_training, planted = nas.search.objective.Training, []
 
     def fit_then_plant(*args, **kwargs):
         if not planted:  # during the first trial, the other worker starts a trial and is killed
@@ -177,9 +179,9 @@ def test_a_worker_killed_before_its_trial_had_a_status_does_not_stall_the_others
             trial = study.ask()
             study._storage.set_trial_user_attr(trial._trial_id, "process", dead)
             planted.append(trial.number)
-        return real_fit(*args, **kwargs)
+        return real_training(*args, **kwargs)
 
-    monkeypatch.setattr(nas.search.objective, "fit", fit_then_plant)
+    monkeypatch.setattr(nas.search.objective, "Training", fit_then_plant)
     search = threading.Thread(target=run_search, args=(cfg,), kwargs={"progress": False}, daemon=True)
     search.start()
     search.join(timeout=300)
@@ -188,3 +190,91 @@ def test_a_worker_killed_before_its_trial_had_a_status_does_not_stall_the_others
     (trial,) = [t for t in study.trials if t.number == planted[0]]
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["failure"].startswith("killed: its process")
     assert not [t for t in study.trials if t.user_attrs.get("status") == "withdrawn"]
+
+
+# -- workers started by the search itself (search.workers) -----------------------------------------
+
+#: Slows every training step in every interpreter that starts with it on its path, the search's
+#: spawned workers included, so that a test can catch a trial while it trains.
+SLOW_SITE = ("import time\nimport nas.training.loop as loop\naugment = loop._augment\n"
+             "loop._augment = lambda *a, **k: (time.sleep(0.2), augment(*a, **k))[1]\n")
+
+
+def _start_search(tmp_path: Path, *args: str, slow: bool = True) -> subprocess.Popen[str]:
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(SLOW_SITE if slow else "")
+    return subprocess.Popen([sys.executable, *SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
+                             "search.workers=2", "storage.heartbeat_s=1", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{Path.cwd()}"})
+
+
+def _running_trials(tmp_path: Path, search: subprocess.Popen[str], count: int = 1) -> list[optuna.trial.FrozenTrial]:
+    """Once `count` admitted trials train at once, those trials."""
+    url = f"sqlite:///{tmp_path / 'runs' / 'w' / 'study.db'}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert search.poll() is None, search.communicate()
+        try:
+            running = [t for t in optuna.load_study(study_name="w", storage=url).trials
+                       if t.state == TrialState.RUNNING and t.user_attrs.get("status") == "admitted"]
+        except Exception:  # not created yet
+            running = []
+        if len(running) >= count:
+            return running
+        time.sleep(0.1)
+    raise AssertionError(f"{count} trials never trained at once")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_built_in_workers_train_exactly_n_together_and_survive_a_killed_worker(tmp_path: Path) -> None:
+    search = _start_search(tmp_path, "search.n_trials=5")
+    try:
+        both = _running_trials(tmp_path, search, count=2)  # two workers train at once
+        pids = {t.user_attrs["process"]["pid"] for t in both}
+        assert len(pids) == 2 and search.pid not in pids  # in two worker processes, not the parent
+        victim = both[0]
+        os.kill(victim.user_attrs["process"]["pid"], signal.SIGKILL)
+        stdout, stderr = search.communicate(timeout=600)
+    finally:
+        if search.poll() is None:
+            search.kill()
+    assert search.returncode == 0, stderr[-3000:]
+    assert "starting it again" in stdout  # the parent replaced the killed worker
+    assert "Traceback" not in stderr and "leaked" not in stderr, stderr
+    study = optuna.load_study(study_name="w", storage=f"sqlite:///{tmp_path / 'runs' / 'w' / 'study.db'}")
+    trained = _check_complete(study, 5, tmp_path / "runs" / "w" / "pareto.csv")
+    assert victim.number not in {t.number for t in trained}
+    assert study.trials[victim.number].state == TrialState.FAIL
+    assert {t.user_attrs["worker"] for t in trained} == {0, 1}  # each worker its own index (and sampler seed)
+
+
+def test_killing_the_parent_stops_its_workers_and_the_same_command_resumes(tmp_path: Path) -> None:
+    search = _start_search(tmp_path, "search.n_trials=4")
+    try:
+        running = _running_trials(tmp_path, search, count=2)
+        search.send_signal(signal.SIGKILL)
+        search.wait(timeout=30)
+    finally:
+        if search.poll() is None:
+            search.kill()
+    workers = {t.user_attrs["process"]["pid"] for t in running}
+    deadline = time.monotonic() + 60
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert all(_gone(pid) for pid in workers), "workers went on training without their parent"
+    url = f"sqlite:///{tmp_path / 'runs' / 'w' / 'study.db'}"
+    interrupted = [optuna.load_study(study_name="w", storage=url).trials[t.number] for t in running]
+    assert all(t.state == TrialState.FAIL and t.user_attrs["failure"] == "interrupted" for t in interrupted)
+    resumed = _start_search(tmp_path, "search.n_trials=4", slow=False)
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-3000:]
+    _check_complete(optuna.load_study(study_name="w", storage=url), 4, tmp_path / "runs" / "w" / "pareto.csv")

@@ -89,18 +89,18 @@ def test_three_commands_from_search_to_onnx(tmp_path: Path) -> None:
     search = _cli("search_main", *FAST_CLI, cwd=tmp_path)
     assert search.returncode == 0, search.stderr
     with open(tmp_path / "runs/demo/pareto.csv") as f:
-        first = f.read().splitlines()[1].split(",")
-    yaml_path = first[-1]
+        first = next(csv.DictReader(f))
+    yaml_path = first["yaml"]
     train = _cli("train_main", yaml_path, "data=synthetic", "train.epochs=2", cwd=tmp_path)
     assert train.returncode == 0, train.stderr
     metrics = json.loads((tmp_path / yaml_path).with_suffix(".metrics.json").read_text())
     assert metrics["test_acc"] > 0.5  # 4 classes: well above chance after 2 epochs
     export = _cli("export_main", "study.name=demo", "data=synthetic", cwd=tmp_path)
     assert export.returncode == 0, export.stderr
-    folder = tmp_path / "runs/demo/models" / f"trial_{int(first[0]):04d}"
+    folder = tmp_path / "runs/demo/models" / f"trial_{int(first['trial']):04d}"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "arch.yaml", "metrics.json", "model.onnx", "weights.pt"]
     card = (folder / "README.md").read_text()
-    assert f"test accuracy **{metrics['test_acc']:.4f}**" in card and first[1] in card
+    assert f"test accuracy **{metrics['test_acc']:.4f}**" in card and first["genotype"] in card
     model = nas.load_model(folder)
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((3, 1, 16, 16)).astype(np.float32)
@@ -177,9 +177,13 @@ def test_dashboard_serves_study_metric_names_trials_and_artifacts(make_cfg, tmp_
         for trial in trained:
             keys = {a["key"] for a in trial["user_attrs"]}
             assert {"genotype", "macs", "params", "train_s", "img_s", "device", "val_acc"} <= keys
-            (artifact,) = trial["artifacts"]
-            assert artifact["filename"] == f"trial_{trial['number']:04d}.yaml"
-            body = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact['artifact_id']}")
+            artifacts = {a["filename"]: a for a in trial["artifacts"]}
+            name = f"trial_{trial['number']:04d}"
+            if trial["state"] == "Complete":  # reached the top rung: its weights too
+                assert set(artifacts) == {f"{name}.yaml", f"{name}.pt"}
+            else:
+                assert set(artifacts) == {f"{name}.yaml"}
+            body = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifacts[name + '.yaml']['artifact_id']}")
             assert Arch.from_yaml(body.decode()).genotype() == next(
                 a["value"] for a in trial["user_attrs"] if a["key"] == "genotype")
         files = {a["filename"]: a["artifact_id"] for a in detail["artifacts"]}

@@ -1,4 +1,5 @@
-"""Early stopping in the Pareto mode (nas.search.halving) and zero-cost pre-screening."""
+"""The fidelity ladder (nas.search.ladder), promotion up it (nas.search.halving), continuation of a
+run across rungs, and zero-cost pre-screening."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from nas.data import load_dataset
 from nas.attrs import TrialAttr
 from nas.dominance import crowding_distances, nondominated_fronts
 from nas.search import Halving, promoted, record_and_decide
-from nas.training import RunSettings, fit
+from nas.errors import ConfigError
+from nas.search.ladder import ladder_for
+from nas.training import RunSettings, Training, lr_at
 from nas.apps import run_search
 
 
@@ -82,32 +85,52 @@ def test_no_trial_is_stopped_before_a_rung_has_seen_min_trials(tmp_path) -> None
     assert record_and_decide(study, trial, 0.5, 0.1, Halving((0.5,), keep=0.5, min_trials=3), pareto=True)
 
 
-def test_checkpoints_are_evaluated_at_their_fractions_and_can_stop_training() -> None:
+def _net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 14 * 14, 4))
+
+
+def test_a_run_continued_rung_by_rung_is_the_run_made_in_one_go() -> None:
     data = load_dataset("synthetic", resolution=16)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
-    settings = RunSettings(epochs=2, batch_size=16, lr=0.1, train_fraction=1.0, max_train_images=160)
-    seen: list[tuple[float, float]] = []
-    result = fit(model, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
-                         checkpoints=(0.25, 0.5), on_checkpoint=lambda f, acc, secs: seen.append((f, acc, secs)))
-    assert [f for f, _, _ in seen] == [0.25, 0.5]  # 20 steps: after steps 5 and 10
-    assert all(0.0 <= acc <= 1.0 for _, acc, _ in seen) and result.epochs == 2
-    assert 0 < seen[0][2] < seen[1][2] < result.train_s  # training seconds so far
+    settings = RunSettings(epochs=3, batch_size=16, lr=0.1, max_train_images=160, seed=5)  # 10 steps an epoch
+    ladder = (4, 11, 30)  # rungs inside epochs, across an epoch's end, and at the end
+    climbed, whole = _net(), _net()
+    run = Training(climbed, data.train, settings, mean=data.mean, std=data.std, device="cpu", restarts=ladder[:-1])
+    accuracies = []
+    for steps in ladder:
+        run.run_to(steps)
+        accuracies.append(run.evaluate(data.val))  # evaluating between rungs changes nothing
+    one_go = Training(whole, data.train, settings, mean=data.mean, std=data.std, device="cpu", restarts=ladder[:-1])
+    one_go.run_to(30)
+    assert run.step == one_go.step == 30 and run.images_seen == 480
+    assert all(torch.equal(a, b) for a, b in zip(climbed.state_dict().values(), whole.state_dict().values(), strict=True))
+    assert run.loss_sum == one_go.loss_sum and all(0.0 <= a <= 1.0 for a in accuracies)
 
-    class Stop(Exception):
-        pass
 
-    steps_seen = []
+def test_the_schedule_restarts_at_each_rung() -> None:
+    s = RunSettings(lr=0.1, schedule="onecycle", warmup=0.2)
+    # Worked out by hand: one-cycle over a segment of n steps is lr * p / 0.2 while p = k / n < 0.2,
+    # then lr * (1 - p) / 0.8. Rungs at steps 10 and 30 of 90: segments of 10, 20 and 60 steps.
+    assert lr_at(1, 90, s, (10, 30)) == pytest.approx(0.1 * 0.1 / 0.2)
+    assert lr_at(9, 90, s, (10, 30)) == pytest.approx(0.1 * 0.1 / 0.8)  # annealed at the first rung
+    assert lr_at(10, 90, s, (10, 30)) == 0.0  # warm restart
+    assert lr_at(11, 90, s, (10, 30)) == pytest.approx(0.1 * 0.05 / 0.2)
+    assert lr_at(30 + 30, 90, s, (10, 30)) == pytest.approx(0.1 * 0.5 / 0.8)
+    assert lr_at(45, 90, s) == pytest.approx(0.1 * 0.5 / 0.8)  # no restarts: one schedule over the run
 
-    def stop(fraction: float, acc: float, train_s: float) -> None:
-        raise Stop(fraction)
 
-    model2 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4))
-    hook = model2.register_forward_pre_hook(lambda m, x: steps_seen.append(1) if m.training else None)
-    with pytest.raises(Stop):
-        fit(model2, data.train, data.val, settings, mean=data.mean, std=data.std, device="cpu",
-                    checkpoints=(0.25,), on_checkpoint=stop)
-    hook.remove()
-    assert len(steps_seen) == 5  # 2 epochs x 10 steps; stopped after a quarter
+def test_the_ladder_divides_the_top_rung_by_eta() -> None:
+    settings = RunSettings(epochs=3, batch_size=32, max_train_images=20000)
+    ladder = ladder_for(settings, 54000, eta=3, screen_images=None, restart=True)
+    top = 3 * (20000 // 32)  # 1875 steps: 60,000 images
+    assert ladder.steps == (math.ceil(math.ceil(top / 3) / 3), math.ceil(top / 3), top) == (209, 625, 1875)
+    assert ladder.images == (209 * 32, 625 * 32, 60000) and ladder.restarts == (209, 625)
+    deeper = ladder_for(settings, 54000, eta=3, screen_images=2000, restart=False)
+    assert deeper.steps == (70, 209, 625, 1875) and deeper.restarts == ()  # 70 steps = 2,240 >= 2,000 images
+    with pytest.raises(ConfigError) as info:
+        ladder_for(settings, 54000, eta=3, screen_images=70000, restart=True)
+    assert info.value.field == "proxy.screen_images" and "above the top rung (60000" in str(info.value)
 
 
 def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_ones(make_cfg) -> None:
@@ -119,7 +142,7 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
     pruned = [t for t in admitted if t.state == TrialState.PRUNED]
     assert len(admitted) == 8 == result.trained and len(pruned) == result.pruned > 0
     for t in pruned:
-        assert t.user_attrs["pruned_at"] in (0.25, 0.5) and t.user_attrs["train_s"] > 0
+        assert t.user_attrs["pruned_at"] in (128, 320) and t.user_attrs["train_s"] > 0  # the rungs below the top
         assert t.user_attrs["val_acc"] == t.user_attrs[TrialAttr.RUNG_VAL_ACC][f"{t.user_attrs['pruned_at']:g}"]
         # It really was behind the quota at that rung, recomputed from the stored rungs.
         key = f"{t.user_attrs['pruned_at']:g}"

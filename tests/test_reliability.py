@@ -64,6 +64,11 @@ BAD_SEARCH_INPUT = [
     (["search.seed=-1"], "error: search.seed: -1 is not allowed (allowed: an integer 0..4294967295)"),
     (["search.worker=5000000"], "error: search.worker: 5000000 is not allowed with search.seed=0 (allowed: 0..4256657"),
     (["dashboard.port=99999"], "error: dashboard.port: 99999 is not allowed (allowed: an integer 1..65535)"),
+    # The ladder: eta below 2, a screening rung above the top (synthetic: 1,080 training images,
+    # batch 32 on the CPU, 1 epoch: 33 steps = 1,056 images), an unknown schedule.
+    (["proxy.eta=1"], "error: proxy.eta: 1 is not allowed (allowed: an integer 2..100)"),
+    (["proxy.on_cpu.screen_images=5000"], "error: proxy.on_cpu.screen_images: 5000 is above the top rung (1056 training images seen"),
+    (["proxy.rung_schedule=cyclic"], "error: proxy.rung_schedule: 'cyclic' is not allowed (allowed: restart, single)"),
 ]
 
 
@@ -246,7 +251,7 @@ def test_killed_worker_trial_is_failed_and_resume_reaches_exactly_n(tmp_path: Pa
     assert len(trained) == 3 == result.trained and len(set(trained)) == 3 and killed not in trained
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     rows = (Path(cfg.output_dir) / "pareto.csv").read_text().splitlines()
-    assert rows[0] == "trial,genotype,val_acc,mmacs,mparams,yaml" and len(rows) >= 2
+    assert rows[0] == "trial,genotype,val_acc,test_acc,mmacs,mparams,yaml,reference,on_front" and len(rows) >= 2
 
 
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background job of a script"])
@@ -508,10 +513,10 @@ def test_resuming_with_another_proxy_is_refused_naming_the_field(make_cfg) -> No
     run_search(cfg, progress=False)
     recorded = (Path(cfg.output_dir) / "config-worker0.yaml").read_text()
     with pytest.raises(ConfigError) as info:
-        run_search(make_cfg("search.n_trials=2", "proxy.epochs=3"), progress=False)
+        run_search(make_cfg("search.n_trials=2", "proxy.epochs=2"), progress=False)
     assert str(info.value) == (
-        "proxy.epochs: 3 differs from the 1 that study 't' was searched with: its architectures would be "
-        "scored by two proxies (allowed: 1 to resume, or another study.name for a new search)"
+        "proxy.epochs: 2 differs from the 3 that study 't' was searched with: its architectures would be "
+        "scored by two proxies (allowed: 3 to resume, or another study.name for a new search)"
     )
     assert (Path(cfg.output_dir) / "config-worker0.yaml").read_text() == recorded
     assert len(_trained_numbers(_study(cfg))) == 1

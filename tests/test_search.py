@@ -19,6 +19,7 @@ from nas.data import Dataset, Split, load_dataset
 from nas.errors import ConfigError, DataError
 from nas.apps import run_search
 from nas.search import run_settings
+from nas.training import evaluate
 from search_spaces import Arch
 from .conftest import compose_config
 
@@ -36,13 +37,13 @@ def _trained(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def recorded_training(monkeypatch):
     """Every architecture that reaches the trainer, in order."""
     seen: list[Arch] = []
-    real = nas.search.objective.fit
+    real = nas.search.objective.Training
 
     def spy(model, *args, **kwargs):
         seen.append(model.arch)
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(nas.search.objective, "fit", spy)
+    monkeypatch.setattr(nas.search.objective, "Training", spy)
     return seen
 
 
@@ -141,28 +142,71 @@ def test_fixed_seed_reproduces_the_sampled_architectures(make_cfg) -> None:
     assert [t.user_attrs["genotype"] for t in _study(other).trials] != genotypes[0]
 
 
-class _Forbidden(Split):
+class _Sealed(Split):
+    """A test split that fails any read before it is opened, and counts the reads after."""
+
     def __getattribute__(self, name: str):
-        raise AssertionError("the search read the test split")
+        if name in ("opened", "reads") or name.startswith("__"):
+            return object.__getattribute__(self, name)
+        if not object.__getattribute__(self, "opened"):
+            raise AssertionError("the search read the test split before it ended")
+        object.__setattr__(self, "reads", self.reads + 1)
+        return object.__getattribute__(self, name)
 
 
-def test_search_never_touches_the_test_split(make_cfg) -> None:
-    cfg = make_cfg("search.n_trials=2")
+def test_the_test_split_is_read_only_at_the_end_once_per_front_member(make_cfg, monkeypatch) -> None:
+    import nas.apps.jobs
+
+    cfg = make_cfg("search.n_trials=3")
     data = load_dataset("synthetic", resolution=16, channels=1)
-    sealed = Dataset(data.name, data.train, data.val, _Forbidden(data.test.images, data.test.labels),
-                     data.num_classes, data.mean, data.std)
-    assert run_search(cfg, dataset=sealed, progress=False).trained == 2
+    test = _Sealed(data.test.images, data.test.labels)
+    object.__setattr__(test, "opened", False)
+    object.__setattr__(test, "reads", 0)
+    sealed = Dataset(data.name, data.train, data.val, test, data.num_classes, data.mean, data.std)
+    real, scored = nas.apps.jobs.measure_test, []
+
+    def at_the_end(study, dataset, *args, **kwargs):
+        object.__setattr__(test, "opened", True)  # the loop has ended: from here on the split may be read
+        scored.append(real(study, dataset, *args, **kwargs))
+        return scored[-1]
+
+    monkeypatch.setattr(nas.apps.jobs, "measure_test", at_the_end)
+    result = run_search(cfg, dataset=sealed, progress=False)
+    assert result.trained == 3 and result.front
+    assert scored == [len(result.front)] and all(m.test_acc is not None for m in result.front)
+    accs = _study(cfg).user_attrs["test_acc"]
+    assert sorted(accs) == sorted(str(m.trial) for m in result.front)
+    # The same split evaluated by hand gives the recorded accuracy.
+    m = result.front[0]
+    model = nas.build_model(Arch.from_yaml(m.arch_yaml))
+    model.load_state_dict(torch.load(Path(cfg.output_dir) / "weights" / f"trial_{m.trial:04d}.pt"))
+    by_hand = evaluate(model, data.test, mean=data.mean, std=data.std, device=torch.device("cpu"))
+    assert accs[str(m.trial)] == pytest.approx(by_hand)
+    # Resumed with nothing left to train: no member is tested twice.
+    run_search(cfg, dataset=sealed, progress=False)
+    assert scored[-1] == 0
 
 
-def test_accuracy_objective_prunes_with_hyperband(make_cfg) -> None:
-    cfg = make_cfg("objective=accuracy", "proxy.epochs=3", "search.n_trials=8", "sampler=random",
-                   "objective.pruner.reduction_factor=2", "proxy.train_fraction=0.15")
+def test_accuracy_objective_stops_trials_on_accuracy_alone(make_cfg) -> None:
+    cfg = make_cfg("objective=accuracy", "search.n_trials=8", "sampler=random", "search.halving.min_trials=2",
+                   "search.halving.keep=0.3")
     result = run_search(cfg, progress=False)
     study = _study(cfg)
     assert len(study.directions) == 1 and study.metric_names == ["val_acc"]
     states = [t.state for t in study.trials if t.user_attrs.get("status") == "admitted"]
-    assert len(states) == 8 == result.trained  # pruned trials were trained (partly) and count
+    assert len(states) == 8 == result.trained  # stopped trials were trained (partly) and count
     assert TrialState.PRUNED in states
+
+
+def test_an_optuna_pruner_sees_each_rung(make_cfg) -> None:
+    # A threshold no network reaches at the first rung: every trial is pruned there, by Optuna.
+    cfg = make_cfg("objective=accuracy", "search.n_trials=2", "sampler=random")
+    cfg.objective.pruner = {"_target_": "optuna.pruners.ThresholdPruner", "lower": 1.01}
+    run_search(cfg, progress=False)
+    admitted = [t for t in _study(cfg).trials if t.user_attrs.get("status") == "admitted"]
+    assert [t.state for t in admitted] == [TrialState.PRUNED] * 2
+    first_rung = int(min(admitted[0].user_attrs["rung_val_acc"], key=int))
+    assert all(list(t.intermediate_values) == [first_rung] for t in admitted)
 
 
 def test_budget_below_every_architecture_is_refused_before_writing(make_cfg, tmp_path: Path) -> None:
@@ -206,7 +250,7 @@ def test_fashion_mnist_idx_files_read_as_published() -> None:
 
 
 def test_trained_trials_carry_zero_cost_scores_and_rejected_ones_do_not(make_cfg) -> None:
-    cfg = make_cfg("search.n_trials=2", "budget.mflops=0.8")
+    cfg = make_cfg("search.n_trials=2", "budget.mflops=0.8", "proxy.zero_cost=true")  # off by default
     run_search(cfg, progress=False)
     study = _study(cfg)
     for t in _trained(study):
@@ -220,12 +264,40 @@ def test_trained_trials_carry_zero_cost_scores_and_rejected_ones_do_not(make_cfg
     assert not any(key.startswith("zc_") for t in _study(off).trials for key in t.user_attrs)
 
 
-def test_cpu_proxy_takes_its_own_batch_and_learning_rate() -> None:
+def test_cpu_proxy_takes_its_own_ladder_batch_and_learning_rate() -> None:
     cfg = compose_config(["study.name=t"])
-    cpu, _, note = run_settings(cfg, torch.device("cpu"), seed=0)
-    assert (cpu.batch_size, cpu.lr, cpu.max_train_images) == (32, 0.4, 5000)
-    assert "batch 32, lr 0.4" in note
-    gpu, _, _ = run_settings(cfg, torch.device("cuda"), seed=0)
-    assert (gpu.batch_size, gpu.lr, gpu.max_train_images) == (128, 0.1, None)
+    cpu = run_settings(cfg, torch.device("cpu"), seed=0)
+    s = cpu.settings
+    assert (s.batch_size, s.lr, s.max_train_images, s.epochs, cpu.max_val_images) == (32, 0.4, 20000, 1, 1000)
+    assert "batch 32, lr 0.4" in cpu.note
+    gpu = run_settings(cfg, torch.device("cuda"), seed=0)
+    g = gpu.settings
+    assert (g.batch_size, g.lr, g.max_train_images, g.epochs, gpu.max_val_images, gpu.note) == (128, 0.1, None, 3, None, "")
     full = compose_config(["study.name=t", "proxy.on_cpu=null"])
-    assert run_settings(full, torch.device("cpu"), seed=0)[0].batch_size == 128
+    assert run_settings(full, torch.device("cpu"), seed=0).settings.batch_size == 128
+
+
+def test_references_are_the_first_trials_climb_to_the_top_and_are_queued_once(make_cfg) -> None:
+    from search_spaces import mobilenext, shufflenet_v1
+
+    cfg = make_cfg("search.n_trials=3", "search.start_from_references=true", "sampler=random",
+                   "search.halving.min_trials=1", "search.halving.keep=0.01")  # every other trial stops early
+    result = run_search(cfg, progress=False)
+    study = _study(cfg)
+    refs = [t for t in study.trials if t.user_attrs.get("reference")]
+    assert [t.number for t in refs] == [0, 1] and all(t.state == TrialState.COMPLETE for t in refs)
+    assert sorted(study.user_attrs["references"]) == sorted(t.user_attrs["reference"] for t in refs)
+    for t in refs:  # the widest multiplier that fits: one hundredth more is over the budget
+        name = t.user_attrs["reference"]
+        width = float(name.rsplit("_", 1)[1].rstrip("x"))
+        build = (lambda w: shufflenet_v1(3, w, 4, 1, 16)) if name.startswith("shufflenet") else (lambda w: mobilenext(w, 4, 1, 16))
+        assert nas.complexity(build(width)).mmacs <= 1.0 < nas.complexity(build(width + 0.01)).mmacs
+        assert t.user_attrs["genotype"] == build(width).genotype() and "weights" in t.user_attrs
+    rows = list(csv.DictReader(open(Path(cfg.output_dir) / "pareto.csv")))
+    assert {r["reference"] for r in rows if r["reference"]} == {t.user_attrs["reference"] for t in refs}
+    assert all(r["test_acc"] for r in rows)  # every row was trained to the top and tested once
+    assert {m.reference for m, _ in result.rows if m.reference} == {t.user_attrs["reference"] for t in refs}
+    # Resumed with more trials: the references are not queued again.
+    resumed = make_cfg("search.n_trials=4", "search.start_from_references=true", "sampler=random")
+    run_search(resumed, progress=False)
+    assert len([t for t in _study(cfg).trials if t.user_attrs.get("reference")]) == 2

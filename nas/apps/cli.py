@@ -106,10 +106,13 @@ def complexity_main(argv: Sequence[str] | None = None) -> None:
     report_user_errors(run, verbose=args.verbose)
 
 
-def _print_table(front: Sequence[Any]) -> None:
-    print(f"{'trial':>5} {'val_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
-    for c in front:
-        print(f"{c.trial:>5} {c.val_acc:>8.4f} {c.mmacs:>8.2f} {c.mparams:>8.3f}  {c.genotype}")
+def _print_table(rows: Sequence[tuple[Any, bool]]) -> None:
+    """The front (and the reference networks, marked): validation and, once measured, test accuracy."""
+    print(f"{'trial':>5} {'val_acc':>8} {'test_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
+    for c, on_front in rows:
+        test = "-" if c.test_acc is None else f"{c.test_acc:.4f}"
+        mark = f"  [reference {c.reference}{'' if on_front else ', not on the front'}]" if c.reference else ""
+        print(f"{c.trial:>5} {c.val_acc:>8.4f} {test:>8} {c.mmacs:>8.2f} {c.mparams:>8.3f}  {c.genotype}{mark}")
 
 
 def _print_front(result: Any) -> None:
@@ -125,8 +128,9 @@ def _print_front(result: Any) -> None:
     if not result.front:
         print("no trained architecture yet")
         return
-    print(f"\nPareto front ({len(result.front)} architectures, validation accuracy vs MACs):")
-    _print_table(result.front)
+    print(f"\nPareto front ({len(result.front)} architectures, validation accuracy vs MACs; test accuracy "
+          "measured once, at the end):")
+    _print_table(result.rows)
     out = result.output_dir
     print(f"\nwritten: {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'export'}/ ({len(result.exported)} YAML)")
 
@@ -194,7 +198,7 @@ def report_main() -> None:
         c, o = r.counts, r.outcome
         print(f"study {o.study_name}: {c['trained']} trained, {c['rejected']} rejected, {c['failed']} failed, "
               f"{c['pruned']} pruned, {c['running']} running; budget {o.budget_mflops:g} MMACs")
-        _print_table(o.front)
+        _print_table(o.rows())
         print(f"hypervolume (accuracy x MACs saved, reference: 0 accuracy at the budget): {o.hypervolume:.4f}")
         print("reference networks at this input size: " + ", ".join(f"{n} {m:.2f}" for n, m in r.references))
         print(f"written: {r.output_dir / 'pareto.csv'}, {r.output_dir / 'pareto.png'}, {r.output_dir / 'export'}/")

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import optuna
 
-from search_spaces import DataShape
-
 from ..data import Dataset
-from ..results import FrontMember, write_outputs
+from ..results import FrontMember, measure_test, write_outputs
 from ..search import NasConfig, search
 
 __all__ = ["SearchResult", "run_search"]
@@ -31,6 +29,7 @@ class SearchResult:
     hypervolume: float = 0.0
     proxy_note: str = ""
     exported: dict[int, str] = field(default_factory=dict)
+    rows: list[tuple[FrontMember, bool]] = field(default_factory=list)  # the front, then references not on it
     prescreened: int = 0  # scored untrained and not chosen (search.prescreen)
 
     @property
@@ -42,11 +41,13 @@ class SearchResult:
 
 def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = True) -> SearchResult:
     """Search until the study holds `search.n_trials` trained architectures (`nas.search.search`),
-    then write pareto.csv, pareto.png and export/ (also when interrupted)."""
+    then measure the front's test accuracy (once per member) and write pareto.csv, pareto.png and
+    export/ (also when interrupted)."""
     written = []
 
-    def write(study: optuna.Study, shape: DataShape) -> None:
-        written.append(write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=shape,
+    def write(study: optuna.Study, data: Dataset) -> None:
+        measure_test(study, data, Path(cfg.output_dir), cfg.proxy.device, cfg.search.worker)
+        written.append(write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape,
                                      artifact_dir=cfg.artifact_dir))
 
     run = search(cfg, dataset=dataset, progress=progress, on_stop=write)
@@ -56,5 +57,5 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
         study_name=cfg.study.name, output_dir=Path(cfg.output_dir), front=outcome.front, exported=exported,
         trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
         prescreened=counts["prescreened"], wall_s=run.wall_s, device=run.device, proxy_note=run.proxy_note,
-        hypervolume=outcome.hypervolume,
+        hypervolume=outcome.hypervolume, rows=outcome.rows(),
     )

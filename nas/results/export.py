@@ -243,6 +243,11 @@ def _model_card(arch: Arch, record: dict[str, Any], command: str) -> str:
                     f"{recipe.get('lr', '?')}, label smoothing {recipe.get('label_smoothing', '?')}, seed "
                     f"{recipe.get('seed', '?')}; `{full.get('command', 'nas-train')}`); proxy validation accuracy "
                     f"{record['val_acc_proxy']:.4f}")
+    elif record.get("weights_from"):
+        test = record.get("test_acc_search")
+        accuracy = (f"validation accuracy {record['val_acc_proxy']:.4f} at the top rung of the search's ladder"
+                    + ("" if test is None else f", test accuracy **{test:.4f}** (measured once, after the search)")
+                    + "; weights from that training (retrain with a longer recipe with `nas-train`)")
     else:
         accuracy = (f"proxy validation accuracy {record['val_acc_proxy']:.4f}. **Not trained**: the ONNX "
                     "file holds initial weights; train with `nas-train` and export again")

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial
 
 from search_spaces import Arch
 
-from ..attrs import Status, TrialAttr
+from ..attrs import Status, StudyAttr, TrialAttr
 from ..dominance import nondominated
 from ..files import atomic_write
 from ..search import fully_trained
@@ -34,6 +34,8 @@ class FrontMember:
     params: int
     genotype: str
     arch_yaml: str  # as the study stores it
+    test_acc: float | None = None  # measured once when the search ends (never used to select)
+    reference: str | None = None  # a paper's network scaled to the budget (nas.search.references)
 
     @cached_property
     def arch(self) -> Arch:
@@ -49,11 +51,14 @@ class FrontMember:
         return self.params / 1e6
 
 
-def trained_members(trials: Sequence[FrozenTrial]) -> list[FrontMember]:
-    """Fully trained, within-budget trials (pruned, failed and rejected ones excluded)."""
+def trained_members(trials: Sequence[FrozenTrial], test_acc: dict[str, float] | None = None) -> list[FrontMember]:
+    """Fully trained, within-budget trials (pruned, failed and rejected ones excluded), with their
+    test accuracy where `test_acc` (the study's, by trial number) has it."""
+    test_acc = test_acc or {}
     return [
         FrontMember(t.number, float(a[TrialAttr.VAL_ACC]), int(a[TrialAttr.MACS]), int(a[TrialAttr.PARAMS]),
-                    str(a[TrialAttr.GENOTYPE]), str(a[TrialAttr.ARCH_YAML]))
+                    str(a[TrialAttr.GENOTYPE]), str(a[TrialAttr.ARCH_YAML]),
+                    test_acc.get(str(t.number)), a.get(TrialAttr.REFERENCE))
         for t in trials if fully_trained(t) for a in (t.user_attrs,)
     ]
 
@@ -89,25 +94,39 @@ class Outcome:
     rejected_mmacs: list[float]  # MMACs of the samples refused for the budget
     trials: int  # trials of any state
 
+    @property
+    def references(self) -> list[FrontMember]:
+        """The trained reference networks (on the front or not), by MACs."""
+        return sorted((m for m in self.trained if m.reference), key=lambda m: m.macs)
+
+    def rows(self) -> list[tuple[FrontMember, bool]]:
+        """What the table and pareto.csv show: the front, then the references not on it, each with
+        whether it is on the front."""
+        on_front = {m.trial for m in self.front}
+        return [(m, True) for m in self.front] + [(m, False) for m in self.references if m.trial not in on_front]
+
 
 def outcome(study: optuna.Study, budget_mflops: float) -> Outcome:
     """The study's front and its hypervolume, computed once from one read of its trials."""
     trials = study.get_trials(deepcopy=False)
-    trained = trained_members(trials)
+    trained = trained_members(trials, study.user_attrs.get(StudyAttr.TEST_ACC))
     front = pareto_front(trained)
     rejected = [t.user_attrs[TrialAttr.MACS] / 1e6 for t in trials if t.user_attrs.get(TrialAttr.STATUS) == Status.REJECTED]
     return Outcome(study.study_name, budget_mflops, trained, front,
                    hypervolume(front, budget_mflops) if front else 0.0, rejected, len(trials))
 
 
-FRONT_COLUMNS = ("trial", "genotype", "val_acc", "mmacs", "mparams", "yaml")
+FRONT_COLUMNS = ("trial", "genotype", "val_acc", "test_acc", "mmacs", "mparams", "yaml", "reference", "on_front")
 
 
-def write_front_csv(front: Sequence[FrontMember], yaml_paths: dict[int, str], path: Path) -> None:
+def write_front_csv(result: Outcome, yaml_paths: dict[int, str], path: Path) -> None:
+    """One row per front member, then one per reference network not on the front (`on_front`
+    false); `test_acc` is empty until measured."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(FRONT_COLUMNS)
-    for c in front:
-        writer.writerow([c.trial, c.genotype, f"{c.val_acc:.4f}", f"{c.mmacs:.3f}", f"{c.mparams:.4f}",
-                         yaml_paths.get(c.trial, "")])
+    for c, on_front in result.rows():
+        writer.writerow([c.trial, c.genotype, f"{c.val_acc:.4f}", "" if c.test_acc is None else f"{c.test_acc:.4f}",
+                         f"{c.mmacs:.3f}", f"{c.mparams:.4f}", yaml_paths.get(c.trial, ""), c.reference or "",
+                         str(on_front).lower()])
     atomic_write(path, buffer.getvalue())

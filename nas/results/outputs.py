@@ -36,7 +36,7 @@ def write_outputs(study: optuna.Study, output_dir: Path, *, budget_mflops: float
     upload. Returns the outcome and the exported YAMLs by trial."""
     result = outcome(study, budget_mflops)
     exported = export_front(result.front, output_dir / "export")
-    write_front_csv(result.front, exported, output_dir / "pareto.csv")
+    write_front_csv(result, exported, output_dir / "pareto.csv")
     plot_front(result, output_dir / "pareto.png", references=reference_points(shape))
     if result.front:
         study.set_user_attr(StudyAttr.HYPERVOLUME, result.hypervolume)

@@ -15,7 +15,8 @@ __all__ = ["plot_front"]
 
 def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, float]] = ()) -> None:
     """Scatter of every trained trial, the front as a step line, the budget as a vertical line,
-    rejected samples as ticks along the bottom, reference networks' MACs as dotted lines."""
+    rejected samples as ticks along the bottom, reference networks' MACs as dotted lines; the
+    front's test accuracies as hollow circles and the trained reference networks as stars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,6 +31,17 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
         ys = [c.val_acc * 100 for c in front]
         ax.step(xs, ys, where="post", color="#c0392b", lw=1.2)
         ax.scatter(xs, ys, s=34, color="#c0392b", zorder=3, label=f"Pareto front ({len(front)})")
+        tested = [c for c in front if c.test_acc is not None]
+        if tested:
+            ax.scatter([c.mmacs for c in tested], [c.test_acc * 100 for c in tested], s=40, facecolors="none",
+                       edgecolors="#c0392b", zorder=3, label="its test accuracy (measured once)")
+    trained_refs = result.references
+    if trained_refs:
+        ax.scatter([c.mmacs for c in trained_refs], [c.val_acc * 100 for c in trained_refs], marker="*", s=90,
+                   color="#2e7d32", zorder=4, label="papers' networks scaled to the budget")
+        for c in trained_refs:
+            ax.annotate(c.reference, (c.mmacs, c.val_acc * 100), fontsize=6, color="#2e7d32",
+                        xytext=(4, -8), textcoords="offset points")
     budget = result.budget_mflops
     ax.axvline(budget, color="black", ls="--", lw=1, label=f"budget {budget:g} MMACs")
     if rejected:
@@ -41,7 +53,7 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
         ax.annotate(name, (mmacs, ax.get_ylim()[1]), rotation=90, fontsize=6, va="top", ha="right", color="#2e7d32")
     ax.set_xscale("log")
     ax.set_xlabel("MMACs per image (log scale)")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel("accuracy (%): validation, test where marked")
     ax.set_title(f"study {result.study_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..attrs import StudyAttr
+from ..attrs import StudyAttr, TrialAttr
 from ..probes import check_folder
 from ..errors import ConfigError, DataError
 from ..model import build_model
@@ -44,7 +44,7 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
     """A deployable folder per Pareto architecture under runs/<study>/models/ (see export_model);
     only those of `trials` when given."""
     study = open_finished_study(cfg)
-    front = pareto_front(trained_members(study.get_trials(deepcopy=False)))
+    front = pareto_front(trained_members(study.get_trials(deepcopy=False), study.user_attrs.get(StudyAttr.TEST_ACC)))
     if trials is not None:
         front = [c for c in front if c.trial in trials]
     if not front:
@@ -54,13 +54,15 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
     check_folder("output_dir", models)
     # Every file is read and checked before any folder is written: a bad one stops the export whole.
     plans = []
+    kept = {t.number: t.user_attrs.get(TrialAttr.WEIGHTS) for t in study.get_trials(deepcopy=False)}
     for c in front:
         arch = c.arch
         trained = Path(cfg.output_dir) / "export" / f"trial_{c.trial:04d}.pt"
         metrics_file = trained.with_suffix(".metrics.json")
         metrics: dict[str, Any] = {
             "study": study.study_name, "trial": c.trial, "genotype": c.genotype, "data": data_name,
-            "val_acc_proxy": c.val_acc, "mmacs": c.mmacs, "mparams": c.mparams,
+            "val_acc_proxy": c.val_acc, "test_acc_search": c.test_acc, "reference": c.reference,
+            "mmacs": c.mmacs, "mparams": c.mparams,
             # Inputs are pixel / 255, then (x - mean) / std per channel.
             "normalize": {"mean": study.user_attrs.get(StudyAttr.DATA_MEAN), "std": study.user_attrs.get(StudyAttr.DATA_STD)},
         }
@@ -74,6 +76,9 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
                                 f"{c.genotype}); train it again with nas-train")
             metrics["full_training"] = full
         weights = trained if trained.is_file() else None
+        if weights is None and kept.get(c.trial) and (Path(cfg.output_dir) / kept[c.trial]).is_file():
+            weights = Path(cfg.output_dir) / kept[c.trial]  # the search's top rung
+            metrics["weights_from"] = "the search's top rung"
         if weights is not None:
             load_weights(build_model(arch, max_mparams=cfg.limits.max_mparams), weights)
         plans.append((models / f"trial_{c.trial:04d}", arch, weights, metrics))

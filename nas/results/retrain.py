@@ -36,7 +36,7 @@ __all__ = ["train_arch", "train_front", "train_full", "validate_train"]
 log = logging.getLogger(__name__)
 
 #: nas-train settings that choose what is trained or where, and leave a trained model as it is.
-_NOT_RECIPE = ("top_k", "device")
+_NOT_RECIPE = ("top_k", "device", "channels_last")
 
 
 def validate_train(cfg: NasConfig) -> None:

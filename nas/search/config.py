@@ -41,6 +41,7 @@ __all__ = [
 
 PRESCREEN_SCORES = ("naswot", "zico", "synflow")
 WORKER_SEED_STRIDE = 1009
+RUNG_SCHEDULES = ("restart", "single")
 
 
 def worker_seed(seed: int, worker: int) -> int:
@@ -60,17 +61,20 @@ class SpaceConfig:
 
 @dataclass
 class OnCpuConfig:
-    """A lighter proxy used when no GPU is found, so that a search on a laptop ends in minutes.
-    Its batch and learning rate were chosen by measurement at this size (docs/proxy-quality.md):
-    the proxy's 156 steps need a higher rate than a GPU epoch's hundreds."""
+    """A smaller ladder used when no GPU is found, so that a search on a laptop ends in minutes.
+    Its sizes, batch and learning rate were chosen by measurement (docs/proxy-quality.md)."""
 
+    epochs: Optional[int] = 1  # of the top rung (null: proxy.epochs)
     max_train_images: int = 5000  # training images per candidate (drawn once per trial)
-    max_val_images: int = 1000  # validation images scored per candidate
+    screen_images: Optional[int] = None  # the lowest rung (null: proxy.screen_images, else the top / eta^2)
+    max_val_images: int = 1000  # validation images scored at the rungs below the top
     batch_size: Optional[int] = 32  # null: proxy.batch_size
     lr: Optional[float] = 0.4  # peak learning rate; null: proxy.lr
 
     RULES: ClassVar[dict[str, Rule]] = {
+        "epochs": positive(integer=True, optional=True),
         "max_train_images": positive(integer=True),
+        "screen_images": positive(integer=True, optional=True),
         "max_val_images": positive(integer=True),
         "batch_size": positive(integer=True, optional=True),
         "lr": positive(optional=True),
@@ -79,15 +83,26 @@ class OnCpuConfig:
 
 @dataclass
 class ProxyConfig(Recipe):
-    """The search's proxy: the training recipe (`nas.training.Recipe`: epochs, batch, lr, schedule,
-    images) of every candidate, and where and how it runs."""
+    """How candidates are trained: a fidelity ladder whose top rung is the recipe itself (`epochs`
+    over the images drawn, `nas.training.Recipe`), a real training, and whose lower rungs are the
+    top's images seen divided by `eta` again and again down to `screen_images`. A trial stopped at
+    a rung never trains further; one promoted continues its own run (nas.search.ladder)."""
 
-    max_val_images: Optional[int] = None  # cap on validation images scored (null: all)
+    eta: int = 3  # ratio of one rung's training images to the rung below
+    screen_images: Optional[int] = None  # training images seen at the lowest rung (null: the top / eta^2)
+    rung_schedule: str = "restart"  # restart: each rung's steps have their own schedule (warm restarts) | single
+    max_val_images: Optional[int] = None  # validation images scored at the rungs below the top (null: all)
     device: str = "auto"  # auto (GPU when there is one) | cpu | cuda | cuda:N
-    zero_cost: bool = True  # record synflow, NASWOT and ZiCo of every trained architecture (user attrs zc_*)
-    on_cpu: Optional[OnCpuConfig] = field(default_factory=OnCpuConfig)  # null: full proxy on CPU too
+    zero_cost: bool = False  # record synflow, NASWOT and ZiCo of every trained architecture (user attrs zc_*)
+    on_cpu: Optional[OnCpuConfig] = field(default_factory=OnCpuConfig)  # null: the full ladder on the CPU too
 
-    RULES: ClassVar[dict[str, Rule]] = {**Recipe.RULES, "max_val_images": positive(integer=True, optional=True)}
+    RULES: ClassVar[dict[str, Rule]] = {
+        **Recipe.RULES,
+        "eta": integer_in(2, 100),
+        "screen_images": positive(integer=True, optional=True),
+        "rung_schedule": one_of(RUNG_SCHEDULES),
+        "max_val_images": positive(integer=True, optional=True),
+    }
 
 
 @dataclass
@@ -104,21 +119,16 @@ class ObjectiveConfig:
 
 @dataclass
 class HalvingConfig:
-    """Early stopping that keeps the Pareto mode (nas.search.halving): successive halving over rungs."""
+    """Promotion up the ladder (nas.search.halving): at each rung below the top, a trial goes on
+    while it is among the best `keep` share of the trials measured there (non-dominated fronts on
+    accuracy and MACs; accuracy alone with objective=accuracy)."""
 
-    # Stop trials dominated at a rung (works with objective=pareto and accuracy). null: on unless
-    # objective.pruner stops trials already (objective=accuracy comes with Hyperband).
+    # Stop trials dominated at a rung. null: on unless objective.pruner stops trials already.
     enabled: Optional[bool] = None
-    rungs: list[float] = field(default_factory=lambda: [0.25, 0.5])  # fractions of the proxy's steps, ascending
     keep: float = 0.33  # share of the trials measured at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen before it stops any
 
     RULES: ClassVar[dict[str, Rule]] = {"keep": fraction(), "min_trials": positive(integer=True)}
-
-    def check(self) -> None:
-        rungs = list(self.rungs)
-        if not rungs or any(not 0 < r < 1 for r in rungs) or rungs != sorted(set(rungs)):
-            raise FieldError("rungs", f"{rungs} is not allowed (allowed: ascending fractions, 0 < r < 1)")
 
     def active(self, pruner: Any) -> bool:
         """Whether the search stops trials at the rungs, given the objective's pruner."""
@@ -129,7 +139,10 @@ class HalvingConfig:
 class SearchConfig:
     n_trials: int = 20  # trained architectures to reach (rejected samples do not count)
     seed: int = 0  # sampler seed; with it the same architectures are sampled again
-    worker: int = 0  # index of this worker when several share a study
+    worker: int = 0  # index of this worker when several share a study (its first worker's, with workers > 1)
+    # Worker processes this search starts on its study (nas.search.workers): auto is one per GPU on a
+    # GPU machine, else one per CPU core (at most 8), the cores shared out evenly; 1 trains in this process.
+    workers: str = "auto"
     max_rejected: int = 2000  # stop after this many over-budget samples in a row
     max_failures: int = 10  # stop after this many failed trials in a row
     probe_samples: int = 500  # random samples that estimate the budget's feasible share
@@ -137,6 +150,9 @@ class SearchConfig:
     halving: HalvingConfig = field(default_factory=HalvingConfig)
     prescreen: Optional[str] = None  # zero-cost pre-screening: naswot | zico | synflow (null: off)
     prescreen_candidates: int = 8  # architectures drawn (and scored) per one trained
+    # The papers' networks scaled to the budget (nas.search.references) are the first trials and
+    # always climb to the top rung, so that the front shows hand design beside the search.
+    start_from_references: bool = True
 
     RULES: ClassVar[dict[str, Rule]] = {
         "n_trials": positive(integer=True),
@@ -151,6 +167,8 @@ class SearchConfig:
 
 
     def check(self) -> None:
+        if self.workers != "auto" and not (str(self.workers).isdigit() and 1 <= int(self.workers) <= 64):
+            raise FieldError("workers", f"{self.workers!r} is not allowed (allowed: auto, or an integer 1..64)")
         if worker_seed(self.seed, self.worker) > 2**32 - 1:
             top = (2**32 - 1 - self.seed) // WORKER_SEED_STRIDE
             raise FieldError("worker", f"{self.worker} is not allowed with search.seed={self.seed} "

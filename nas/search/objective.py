@@ -1,5 +1,6 @@
 """One trial of the search: sample and price an architecture, reject it or claim a training slot,
-train it with the proxy (stopping it early at the rungs), and record what it scored. Called by
+train it up the fidelity ladder (`nas.search.ladder`) while it keeps winning at the rungs, and
+record what it scored; a trial that reaches the top keeps its weights. Called by
 `study.optimize`; the loop around it is `nas.search.study`."""
 
 from __future__ import annotations
@@ -8,66 +9,93 @@ import dataclasses
 import logging
 import math
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
-from search_spaces import Budget, Space
+from search_spaces import Arch, Budget, Space
 
 from ..attrs import Status, TrialAttr, zero_cost_attr
 from ..data import Dataset, Split
+from ..files import atomic_write
 from ..model import build_model
-from ..training import EpochMetrics, RunSettings, fit, zero_cost_scores
+from ..training import RunSettings, Training, zero_cost_scores
 from .config import NasConfig
 from .halving import Halving, record_and_decide
+from .ladder import Ladder
 from .liveness import this_process
-from .storage import artifact_store
-from .trials import admit, record_arch, rejected_values, sample_and_price
+from .storage import artifact_store, upload_text
+from .trials import admit, fixed_arch, record_arch, rejected_values, sample_and_price
 
-__all__ = ["Objective", "record_zero_cost", "run_settings"]
+__all__ = ["WEIGHTS_DIR", "Objective", "ProxyRun", "record_zero_cost", "run_settings"]
+
+WEIGHTS_DIR = "weights"  # top-rung weights, under the study's folder
 
 log = logging.getLogger(__name__)
 
 
-def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> tuple[RunSettings, int | None, str]:
-    """The proxy's settings for this device, the validation cap, and a note when reduced."""
+@dataclass(frozen=True)
+class ProxyRun:
+    """The proxy as it runs on this device: the top rung's settings, the validation images scored
+    at the lower rungs, the screening rung, and a note when reduced for the CPU."""
+
+    settings: RunSettings
+    max_val_images: int | None
+    screen_images: int | None
+    note: str = ""
+    screen_field: str = "proxy.screen_images"  # where `screen_images` was set, for errors
+
+
+def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> ProxyRun:
+    """The proxy's settings for this device (`proxy.on_cpu` when it is the CPU)."""
     p = cfg.proxy
-    max_train, max_val, note = p.max_train_images, p.max_val_images, ""
-    batch_size, lr = p.batch_size, p.lr
+    max_train, max_val, screen, note = p.max_train_images, p.max_val_images, p.screen_images, ""
+    screen_field = "proxy.screen_images"
+    batch_size, lr, epochs = p.batch_size, p.lr, p.epochs
     if device.type == "cpu" and p.on_cpu is not None:
-        max_train = min(max_train or p.on_cpu.max_train_images, p.on_cpu.max_train_images)
-        max_val = min(max_val or p.on_cpu.max_val_images, p.on_cpu.max_val_images)
-        batch_size = p.on_cpu.batch_size or batch_size
-        lr = p.on_cpu.lr or lr
+        c = p.on_cpu
+        max_train = min(max_train or c.max_train_images, c.max_train_images)
+        max_val = min(max_val or c.max_val_images, c.max_val_images)
+        batch_size, lr, epochs = c.batch_size or batch_size, c.lr or lr, c.epochs or epochs
+        if c.screen_images:
+            screen, screen_field = c.screen_images, "proxy.on_cpu.screen_images"
         note = (
-            f"no GPU found: reduced proxy on the CPU (at most {max_train} training and {max_val} "
-            f"validation images, {p.epochs} epoch(s), batch {batch_size}, lr {lr:g}); "
-            "set proxy.on_cpu=null for the full proxy"
+            f"no GPU found: a smaller ladder on the CPU (top rung {epochs} epoch(s) of at most {max_train} "
+            f"training images, batch {batch_size}, lr {lr:g}; {max_val} validation images below the top); "
+            "set proxy.on_cpu=null for the full ladder"
         )
-    settings = RunSettings.of(p, batch_size=batch_size, lr=lr, max_train_images=max_train, flip=cfg.data.flip,
-                              pad_crop=cfg.data.pad_crop, seed=seed)
-    return settings, max_val, note
+    settings = RunSettings.of(p, epochs=epochs, batch_size=batch_size, lr=lr, max_train_images=max_train,
+                              flip=cfg.data.flip, pad_crop=cfg.data.pad_crop, seed=seed)
+    return ProxyRun(settings, max_val, screen, note, screen_field)
 
 
 class Objective:
     """One trial: sample, price, reject or train. Called by `study.optimize`."""
 
     def __init__(self, cfg: NasConfig, study: optuna.Study, space: Space, data: Dataset, val: Split,
-                 settings: RunSettings, device: torch.device) -> None:
+                 settings: RunSettings, ladder: Ladder, device: torch.device) -> None:
         self.cfg, self.study, self.space, self.data, self.val = cfg, study, space, data, val
         self.artifacts = artifact_store(cfg.artifact_dir)
-        self.settings, self.device = settings, device
+        self.settings, self.ladder, self.device = settings, ladder, device
         self.budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
         self.pareto = cfg.objective.name == "pareto"
         self.process = this_process()
         h = cfg.search.halving
-        self.halving = Halving(tuple(h.rungs), h.keep, h.min_trials) if h.active(cfg.objective.pruner) else None
+        self.halving = Halving(ladder.images[:-1], h.keep, h.min_trials) if h.active(cfg.objective.pruner) else None
+        self.weights_dir = Path(cfg.output_dir) / WEIGHTS_DIR
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         trial.set_user_attr(TrialAttr.PROCESS, self.process)
-        arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
-                                      self.cfg.search.budget_aware)
+        reference = trial.user_attrs.get(TrialAttr.REFERENCE)
+        if reference:
+            arch, cost = fixed_arch(trial, Arch.from_yaml(trial.user_attrs[TrialAttr.ARCH_YAML]), self.budget,
+                                    self.cfg.search.worker)
+        else:
+            arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
+                                          self.cfg.search.budget_aware)
         if not self.budget.admits(cost):
             return rejected_values(cost, ["maximize"], self.pareto)
 
@@ -80,11 +108,8 @@ class Objective:
             model = build_model(arch, max_mparams=self.cfg.limits.max_mparams)
             if self.cfg.proxy.zero_cost:
                 record_zero_cost(trial, model, self.data, self.device, seed)
-            result = fit(
-                model, self.data.train, self.val, dataclasses.replace(self.settings, seed=seed),
-                mean=self.data.mean, std=self.data.std, device=self.device, on_epoch=self._reporter(trial),
-                checkpoints=self.halving.rungs if self.halving else (), on_checkpoint=self._rung(trial),
-            )
+            val_acc, run = self._climb(trial, model, seed, always_to_top=bool(reference))
+            self._keep_weights(trial, model)
         except Exception as err:
             trial.set_user_attr(TrialAttr.FAILURE, f"{type(err).__name__}: {err}"[:500])
             raise
@@ -95,12 +120,56 @@ class Objective:
             del model
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-        for key, value in ((TrialAttr.VAL_ACC, result.val_acc), (TrialAttr.TRAIN_S, round(result.train_s, 3)),
+        result = run.result(val_acc)
+        for key, value in ((TrialAttr.VAL_ACC, val_acc), (TrialAttr.TRAIN_S, round(result.train_s, 3)),
                            (TrialAttr.SETUP_S, round(result.setup_s, 3)), (TrialAttr.IMG_S, round(result.img_s, 1)),
                            (TrialAttr.DEVICE, result.device), (TrialAttr.EPOCHS, result.epochs),
                            (TrialAttr.LOSS_SUM, round(result.loss_sum, 4))):
             trial.set_user_attr(key, value)
-        return (result.val_acc, cost.mmacs) if self.pareto else result.val_acc
+        return (val_acc, cost.mmacs) if self.pareto else val_acc
+
+    def _climb(self, trial: optuna.Trial, model: torch.nn.Module, seed: int, *,
+               always_to_top: bool) -> tuple[float, Training]:
+        """Train `model` rung by rung; at each rung below the top, record its accuracy and stop it
+        (`optuna.TrialPruned`) unless it is promoted. The top rung's accuracy is measured on the
+        whole validation split."""
+        ladder = self.ladder
+        run = Training(model, self.data.train, dataclasses.replace(self.settings, seed=seed), mean=self.data.mean,
+                       std=self.data.std, device=self.device, restarts=ladder.restarts)
+        val_acc = math.nan
+        for rung, steps in enumerate(ladder.steps):
+            run.run_to(steps)
+            top = rung == len(ladder.steps) - 1
+            val_acc = run.evaluate(self.data.val if top else self.val)
+            key = ladder.key(rung)
+            trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**trial.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
+            if top or always_to_top:
+                continue
+            if self.halving is not None:
+                go_on = record_and_decide(self.study, trial, ladder.images[rung], val_acc, self.halving,
+                                          pareto=self.pareto)
+                why = f"dominated at rung {key} (val_acc {val_acc:.4f}; search.halving.keep={self.halving.keep:g})"
+            else:
+                trial.report(val_acc, ladder.images[rung])
+                go_on = not trial.should_prune()
+                why = f"pruned at rung {key} at val_acc {val_acc:.4f}"
+            if not go_on:
+                trial.set_user_attr(TrialAttr.VAL_ACC, val_acc)
+                trial.set_user_attr(TrialAttr.PRUNED_AT, ladder.images[rung])
+                trial.set_user_attr(TrialAttr.TRAIN_S, round(run.train_s, 3))
+                raise optuna.TrialPruned(why)
+        return val_acc, run
+
+    def _keep_weights(self, trial: optuna.Trial, model: torch.nn.Module) -> None:
+        """A top-rung network's weights: `weights/trial_NNNN.pt` beside the study, and an artifact."""
+        import io
+
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, buffer)
+        name = f"trial_{trial.number:04d}.pt"
+        atomic_write(self.weights_dir / name, buffer.getvalue())
+        trial.set_user_attr(TrialAttr.WEIGHTS, f"{WEIGHTS_DIR}/{name}")
+        upload_text(self.artifacts, trial, name, buffer.getvalue(), "application/octet-stream")
 
     def queue_best_of_prescreen(self) -> None:
         """Zero-cost pre-screening: let the sampler propose `search.prescreen_candidates`
@@ -136,32 +205,6 @@ class Objective:
         for _, trial in scored:
             self.study.tell(trial, state=TrialState.PRUNED)
         self.study.enqueue_trial(best.params, user_attrs={TrialAttr.PRESCREENED_FROM: [t.number for _, t in scored]})
-
-    def _reporter(self, trial: optuna.Trial):
-        def report(metrics: EpochMetrics) -> None:
-            curve = trial.user_attrs.get(TrialAttr.VAL_ACC_CURVE, [])
-            trial.set_user_attr(TrialAttr.VAL_ACC_CURVE, [*curve, metrics.val_acc])
-            if self.pareto:
-                return
-            trial.report(metrics.val_acc, metrics.epoch)
-            if trial.should_prune():
-                trial.set_user_attr(TrialAttr.VAL_ACC, metrics.val_acc)
-                raise optuna.TrialPruned(f"pruned after epoch {metrics.epoch} at val_acc {metrics.val_acc:.4f}")
-
-        return report
-
-    def _rung(self, trial: optuna.Trial):
-        def decide(fraction: float, val_acc: float, train_s: float) -> None:
-            assert self.halving is not None
-            if not record_and_decide(self.study, trial, fraction, val_acc, self.halving, pareto=self.pareto):
-                trial.set_user_attr(TrialAttr.VAL_ACC, val_acc)
-                trial.set_user_attr(TrialAttr.PRUNED_AT, fraction)
-                trial.set_user_attr(TrialAttr.TRAIN_S, round(train_s, 3))
-                raise optuna.TrialPruned(
-                    f"dominated at rung {fraction:g} (val_acc {val_acc:.4f}; search.halving.keep={self.halving.keep:g})"
-                )
-
-        return decide
 
 
 def record_zero_cost(trial: optuna.Trial, model: torch.nn.Module, data: Dataset, device: torch.device,

@@ -160,7 +160,7 @@ def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseSt
 
 
 #: Proxy fields that change how fast a trial is scored or what else is recorded, not its score.
-_PROXY_FIELDS_NOT_SCORING = ("device", "eval_batch_size", "zero_cost")
+_PROXY_FIELDS_NOT_SCORING = ("device", "eval_batch_size", "zero_cost", "channels_last")
 _DATA_FIELDS_SCORING = ("val_fraction", "split_seed", "flip", "pad_crop")
 
 

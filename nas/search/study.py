@@ -9,6 +9,7 @@ knows nothing of them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,17 +22,20 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import Budget, DataShape, get_space
 
 from ..attrs import Status, StudyAttr, TrialAttr
-from ..secrets import redact
 from ..data import Dataset, load_data
 from ..errors import SearchAborted
 from ..files import atomic_write
+from ..secrets import redact
 from ..training import pick_device
 from .budget import probe_budget
 from .config import NasConfig, validate
+from .ladder import ladder_for
 from .liveness import fail_dead_trials
 from .objective import Objective, run_settings
+from .references import enqueue_references
 from .storage import make_storage, open_study
 from .trials import RejectionLimit, Withdrawn, fully_trained, trial_counts
+from .workers import plan_workers, run_workers
 
 __all__ = ["SearchRun", "search"]
 
@@ -51,7 +55,7 @@ class SearchRun:
 
 
 #: What the loop calls when it stops, finished or interrupted: write what the study holds.
-OnStop = Callable[[optuna.Study, DataShape], None]
+OnStop = Callable[[optuna.Study, Dataset], None]
 
 
 def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = True,
@@ -70,10 +74,12 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
     probe = probe_budget(space, data.shape, budget, cfg.search.probe_samples, cfg.search.seed,
                          cfg.search.budget_aware)
     device = pick_device(cfg.proxy.device, cfg.search.worker)
-    settings, max_val, note = run_settings(cfg, device, cfg.search.seed)
+    proxy = run_settings(cfg, device, cfg.search.seed)
+    ladder = ladder_for(proxy.settings, len(data.train), cfg.proxy.eta, proxy.screen_images,
+                        cfg.proxy.rung_schedule == "restart", field=proxy.screen_field)
     sampler = instantiate(cfg.sampler)
     pruner = instantiate(cfg.objective.pruner) if cfg.objective.pruner else optuna.pruners.NopPruner()
-    val = data.val.subset(max_val, cfg.data.split_seed) if max_val else data.val
+    val = data.val.subset(proxy.max_val_images, cfg.data.split_seed) if proxy.max_val_images else data.val
 
     storage = make_storage(cfg)  # the first write
     study = open_study(cfg, data.shape, storage, sampler, pruner)
@@ -81,6 +87,8 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
         study.set_user_attr(StudyAttr.DATA_MEAN, [round(v, 6) for v in data.mean])
         study.set_user_attr(StudyAttr.DATA_STD, [round(v, 6) for v in data.std])
     _record_run(cfg)
+    if cfg.search.start_from_references and cfg.search.worker == 0:
+        enqueue_references(study, data.shape, budget)
     log.info(
         "study %s: space=%s data=%s (%s), budget %g MMACs%s; %.0f%% of %s samples fit "
         "(smallest %.2f, median %.1f MMACs)", cfg.study.name, cfg.space.name, cfg.data.name,
@@ -88,21 +96,27 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
         "" if budget.mparams is None else f", {budget.mparams:g} M params", 100 * probe["feasible"],
         "budget-aware" if cfg.search.budget_aware else "random", probe["smallest"], probe["median"],
     )
-    if note:
-        log.warning(note)
-    objective = Objective(cfg, study, space, data, val, settings, device)
+    if proxy.note:
+        log.warning(proxy.note)
+    h = cfg.search.halving
+    log.info(ladder.describe(cfg.search.n_trials, h.keep if h.active(cfg.objective.pruner) else None,
+                             len(study.user_attrs.get(StudyAttr.REFERENCES, []))))
+    workers, threads = plan_workers(cfg.search.workers, device)
     try:
-        _optimize(cfg, study, objective, progress)
+        if workers > 1:
+            run_workers(search, cfg, study, workers, threads, dataset=dataset, progress=progress)
+        else:
+            _optimize(cfg, study, Objective(cfg, study, space, data, val, proxy.settings, ladder, device), progress)
     except KeyboardInterrupt:
         # Optuna has marked the current trial failed; what was trained so far is written out.
         if on_stop is not None:
-            on_stop(study, data.shape)
+            on_stop(study, data)
         log.warning("interrupted: %d of %d architectures trained; run the same command to resume",
                     trial_counts(study)["trained"], cfg.search.n_trials)
         raise
     if on_stop is not None:
-        on_stop(study, data.shape)
-    return SearchRun(study, data.shape, trial_counts(study), time.perf_counter() - started, str(device), note)
+        on_stop(study, data)
+    return SearchRun(study, data.shape, trial_counts(study), time.perf_counter() - started, str(device), proxy.note)
 
 
 def _record_run(cfg: NasConfig) -> None:
@@ -183,7 +197,8 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: Objective, progres
                 if not rejected:
                     failures_in_row = 0
                 if last.state == TrialState.PRUNED:
-                    log.info("stopped early %s: %.2f MMACs", attrs[TrialAttr.GENOTYPE], attrs[TrialAttr.MACS] / 1e6)
+                    log.info("stopped at rung %s: %s, val_acc %.4f, %.2f MMACs", attrs.get(TrialAttr.PRUNED_AT),
+                             attrs[TrialAttr.GENOTYPE], attrs.get(TrialAttr.VAL_ACC, math.nan), attrs[TrialAttr.MACS] / 1e6)
                 elif not rejected:
                     best = max(best, attrs[TrialAttr.VAL_ACC])
                     log.info("trained %s: val_acc %.4f, %.2f MMACs, %.1fs", attrs[TrialAttr.GENOTYPE],

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from .budget import budget_usage
 from .storage import upload_text
 
-__all__ = ["RejectionLimit", "Withdrawn", "admit", "fully_trained", "record_arch", "rejected_values", "sample_and_price",
+__all__ = ["RejectionLimit", "Withdrawn", "admit", "fixed_arch", "fully_trained", "record_arch", "rejected_values", "sample_and_price",
            "trial_counts"]
 
 
@@ -29,6 +29,11 @@ def sample_and_price(trial: optuna.Trial, space: Space, shape: DataShape, budget
     """Sample an architecture (its sizes within the budget when `budget_aware`), count it, and
     record the count (and, when over budget, the rejection) on the trial. Nothing is built."""
     arch: Arch = space(trial, shape, budget_usage(budget) if budget_aware else None)
+    return fixed_arch(trial, arch, budget, worker)
+
+
+def fixed_arch(trial: optuna.Trial, arch: Arch, budget: Budget, worker: int = 0) -> tuple[Arch, Complexity]:
+    """Count `arch` and record the count (and, when over budget, the rejection) on the trial."""
     cost = complexity(arch)
     for key, value in ((TrialAttr.MACS, cost.macs), (TrialAttr.PARAMS, cost.params),
                        (TrialAttr.GENOTYPE, arch.genotype()), (TrialAttr.WORKER, worker)):

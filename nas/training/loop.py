@@ -19,7 +19,7 @@ from torch import nn
 from ..data import Split
 from .recipe import RunSettings
 
-__all__ = ["EpochMetrics", "TrainResult", "TrainingDiverged", "evaluate", "fit", "pick_device"]
+__all__ = ["EpochMetrics", "TrainResult", "Training", "TrainingDiverged", "evaluate", "fit", "lr_at", "pick_device"]
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,29 @@ def pick_device(name: str = "auto", worker: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def memory_format(device: torch.device, channels_last: bool | None = None) -> torch.memory_format:
+    """The layout a run keeps its activations in: `channels_last`, or when None channels-last on
+    the CPU, where oneDNN's grouped and depthwise convolutions run faster in it (bench/NOTES.md),
+    and the default layout elsewhere."""
+    on = device.type == "cpu" if channels_last is None else channels_last
+    return torch.channels_last if on else torch.contiguous_format
+
+
 class _DeviceData:
     """A split resident on the device, with the normalisation folded into one affine op."""
 
-    def __init__(self, split: Split, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
+    def __init__(self, split: Split, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+                 layout: torch.memory_format | None = None) -> None:
         self.images = split.images.to(device, non_blocking=True)
         self.labels = split.labels.to(device, non_blocking=True)
         shape = (1, -1, 1, 1)
         self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(shape)
         self.shift = (-torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(shape)
+        self.layout = layout or memory_format(device)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index].float() * self.scale + self.shift, self.labels[index]
+        x = self.images[index].float() * self.scale + self.shift
+        return x.contiguous(memory_format=self.layout), self.labels[index]
 
 
 def _augment(x: torch.Tensor, settings: RunSettings, gen: torch.Generator) -> torch.Tensor:
@@ -104,6 +115,20 @@ def _lr_at(step: int, total: int, settings: RunSettings) -> float:
     return settings.lr * max(0.0, (1.0 - progress) / (1.0 - warm))
 
 
+def lr_at(step: int, total: int, settings: RunSettings, restarts: Sequence[int] = ()) -> float:
+    """The learning rate of step `step` (0-based) of a run of `total` steps. Each of `restarts`
+    (steps, ascending, 0 < r < total) starts the schedule again over the steps up to the next one:
+    warm restarts (SGDR), so that every segment ends annealed."""
+    start, end = 0, total
+    for r in restarts:
+        if r <= step:
+            start = r
+        else:
+            end = r
+            break
+    return _lr_at(step - start, end - start, settings)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: _DeviceData | Split, *, mean: tuple[float, ...] = (), std: tuple[float, ...] = (),
              batch_size: int = 1024, device: torch.device | None = None) -> float:
@@ -122,6 +147,121 @@ def evaluate(model: nn.Module, data: _DeviceData | Split, *, mean: tuple[float, 
     return correct.item() / max(1, total)
 
 
+class Training:
+    """One network's training run, advanced in stages: `run_to(step)` trains until `step` steps
+    are done, so that a run stopped at a rung and continued is step for step the run made in one go.
+
+    The run draws its images once (`settings.train_fraction`, `max_train_images`) and goes through
+    them epoch after epoch, a new order each epoch; every step sees a full batch (the ragged last
+    batch of an epoch is dropped). `restarts` are the steps where the learning-rate schedule
+    starts again (`lr_at`). Evaluation counts neither in `train_s` nor in an epoch's seconds.
+    Raises `TrainingDiverged` when an epoch's or a stage's mean loss is no longer finite.
+    """
+
+    def __init__(self, model: nn.Module, train: Split, settings: RunSettings, *, mean: tuple[float, ...],
+                 std: tuple[float, ...], device: torch.device | str = "auto", restarts: Sequence[int] = ()) -> None:
+        self.started = time.perf_counter()
+        self.settings = settings
+        self.device = pick_device(device) if isinstance(device, str) else device
+        count = max(1, round(len(train) * settings.train_fraction))
+        train = train.subset(min(count, settings.max_train_images or count), settings.seed)
+        self.layout = memory_format(self.device, settings.channels_last)
+        self.model = model.to(self.device, memory_format=self.layout).train()
+        self.data = _DeviceData(train, mean, std, self.device, self.layout)
+        self.mean, self.std = mean, std
+        self.gen = torch.Generator(device=self.device).manual_seed(settings.seed)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=settings.lr, momentum=settings.momentum, nesterov=settings.momentum > 0,
+            weight_decay=settings.weight_decay,
+        )
+        self.n = len(train)
+        self.batch = min(settings.batch_size, self.n)
+        self.steps_per_epoch = self.n // self.batch
+        self.total_steps = settings.epochs * self.steps_per_epoch
+        self.restarts = tuple(sorted(r for r in restarts if 0 < r < self.total_steps))
+        self.step, self.train_s, self.loss_sum, self.setup_s, self.first_step_s = 0, 0.0, 0.0, 0.0, 0.0
+        self.history: list[EpochMetrics] = []
+        self._order = torch.empty(0, dtype=torch.long)
+        self._epoch_loss = torch.zeros((), device=self.device)
+        self._epoch_s = 0.0
+
+    @property
+    def images_seen(self) -> int:
+        return self.step * self.batch
+
+    def run_to(self, step: int, on_epoch_end: Callable[[int, float, float], None] | None = None) -> None:
+        """Train until `step` steps are done (at most the run's total). `on_epoch_end(epoch,
+        mean_loss, seconds)` is called after each epoch completed on the way."""
+        step = min(step, self.total_steps)
+        clock = time.perf_counter()
+        stage_loss = torch.zeros((), device=self.device)
+        stage_steps = 0
+        while self.step < step:
+            i = self.step % self.steps_per_epoch
+            if i == 0:
+                self._order = torch.randperm(self.n, device=self.device, generator=self.gen)
+                self._epoch_loss.zero_()
+                self._epoch_s = 0.0
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.step, self.total_steps, self.settings, self.restarts)
+            x, y = self.data.batch(self._order[i * self.batch : (i + 1) * self.batch])
+            x = _augment(x, self.settings, self.gen).contiguous(memory_format=self.data.layout)
+            loss = F.cross_entropy(self.model(x), y, label_smoothing=self.settings.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self._epoch_loss += loss.detach()
+            stage_loss += loss.detach()
+            stage_steps += 1
+            self.step += 1
+            if self.step == 1:
+                _sync(self.device)
+                self.setup_s = time.perf_counter() - self.started
+                self.first_step_s = time.perf_counter() - clock
+            if self.step % self.steps_per_epoch == 0:
+                _sync(self.device)
+                now = time.perf_counter()
+                self._epoch_s += now - clock
+                self.train_s += now - clock
+                epoch = self.step // self.steps_per_epoch
+                mean_loss = self._epoch_loss.item() / self.steps_per_epoch
+                if not math.isfinite(mean_loss):
+                    raise TrainingDiverged(f"training loss became {mean_loss} in epoch {epoch}")
+                self.loss_sum += mean_loss * self.steps_per_epoch
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, mean_loss, self._epoch_s)
+                clock = time.perf_counter()
+        _sync(self.device)
+        now = time.perf_counter()
+        self._epoch_s += now - clock
+        self.train_s += now - clock
+        if stage_steps and self.step % self.steps_per_epoch:
+            mean_loss = stage_loss.item() / stage_steps
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(f"training loss became {mean_loss} by step {self.step}")
+
+    def evaluate(self, data: _DeviceData | Split, batch_size: int | None = None) -> float:
+        """Accuracy on `data` now (not counted as training time)."""
+        if isinstance(data, Split):
+            data = _DeviceData(data, self.mean, self.std, self.device, self.layout)
+        return evaluate(self.model, data, batch_size=batch_size or self.settings.eval_batch_size)
+
+    def result(self, val_acc: float) -> TrainResult:
+        steps = self.step
+        return TrainResult(
+            val_acc=val_acc,
+            epochs=self.settings.epochs,
+            train_s=self.train_s,
+            setup_s=self.setup_s,
+            # Steady state: every step but the first (which carries allocation and autotuning).
+            img_s=(steps - 1) * self.batch / (self.train_s - self.first_step_s) if steps > 1 else 0.0,
+            device=_device_name(self.device),
+            loss_sum=self.loss_sum,
+            train_images=self.n,
+            history=list(self.history),
+        )
+
+
 def fit(
     model: nn.Module,
     train: Split,
@@ -132,91 +272,26 @@ def fit(
     std: tuple[float, ...],
     device: torch.device | str = "auto",
     on_epoch: Callable[[EpochMetrics], None] | None = None,
-    checkpoints: Sequence[float] = (),
-    on_checkpoint: Callable[[float, float, float], None] | None = None,
 ) -> TrainResult:
     """Train `model` for `settings.epochs` on `train` and report accuracy on `val` after each
     epoch (`val=None` skips it: accuracy is then NaN, for a final training measured elsewhere).
 
     `on_epoch` sees every epoch's metrics and may raise (e.g. `optuna.TrialPruned`) to stop.
-    `on_checkpoint(fraction, val_acc, train_s)` is called once the steps done reach each fraction
-    in `checkpoints` (0 < fraction < 1, e.g. the rungs of successive halving), with the seconds of
-    training so far, and may raise too; evaluating there counts neither in `train_s` nor in an
-    epoch's seconds.
     Raises `TrainingDiverged` when the loss is no longer finite.
     """
-    started = time.perf_counter()
-    device = pick_device(device) if isinstance(device, str) else device
-    count = max(1, round(len(train) * settings.train_fraction))
-    train = train.subset(min(count, settings.max_train_images or count), settings.seed)
-    model.to(device).train()
-    train_data = _DeviceData(train, mean, std, device)
-    val_data = None if val is None else _DeviceData(val, mean, std, device)
-    gen = torch.Generator(device=device).manual_seed(settings.seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=settings.lr, momentum=settings.momentum, nesterov=settings.momentum > 0,
-        weight_decay=settings.weight_decay,
-    )
-    n = len(train)
-    batch = min(settings.batch_size, n)
-    steps_per_epoch = n // batch  # drop the ragged last batch: every step sees a full batch
-    total_steps = settings.epochs * steps_per_epoch
-    step, train_s, loss_sum, setup_s, first_step_s = 0, 0.0, 0.0, 0.0, 0.0
-    history = []
-    # The step after which each checkpoint is evaluated (at least one step in, before the end).
-    at_step = {min(total_steps - 1, max(1, math.ceil(f * total_steps))): f for f in sorted(checkpoints)}
-    if val_data is None and at_step:
-        raise ValueError("checkpoints need a validation split")
-    for epoch in range(1, settings.epochs + 1):
-        epoch_start = time.perf_counter()
-        order = torch.randperm(n, device=device, generator=gen)
-        epoch_loss = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total_steps, settings)
-            x, y = train_data.batch(order[i * batch : (i + 1) * batch])
-            x = _augment(x, settings, gen)
-            loss = F.cross_entropy(model(x), y, label_smoothing=settings.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            epoch_loss += loss.detach()
-            step += 1
-            if step == 1:
-                _sync(device)
-                setup_s = time.perf_counter() - started
-                first_step_s = time.perf_counter() - epoch_start
-            if step in at_step and on_checkpoint is not None:
-                eval_start = time.perf_counter()
-                trained_s = train_s + eval_start - epoch_start
-                acc = evaluate(model, val_data, batch_size=settings.eval_batch_size)
-                epoch_start += time.perf_counter() - eval_start  # the evaluation is not training time
-                on_checkpoint(at_step[step], acc, trained_s)
-        _sync(device)
-        seconds = time.perf_counter() - epoch_start
-        train_s += seconds
-        mean_loss = epoch_loss.item() / max(1, steps_per_epoch)
-        if not math.isfinite(mean_loss):
-            raise TrainingDiverged(f"training loss became {mean_loss} in epoch {epoch}")
-        loss_sum += mean_loss * steps_per_epoch
-        val_acc = math.nan if val_data is None else evaluate(model, val_data, batch_size=settings.eval_batch_size)
+    run = Training(model, train, settings, mean=mean, std=std, device=device)
+    val_data = None if val is None else _DeviceData(val, mean, std, run.device, run.layout)
+
+    def epoch_end(epoch: int, mean_loss: float, seconds: float) -> None:
+        val_acc = math.nan if val_data is None else run.evaluate(val_data)
         metrics = EpochMetrics(epoch, mean_loss, val_acc, seconds)
-        history.append(metrics)
+        run.history.append(metrics)
         log.debug("epoch %d: loss %.4f, val_acc %.4f, %.1fs", epoch, mean_loss, metrics.val_acc, seconds)
         if on_epoch is not None:
             on_epoch(metrics)
-    return TrainResult(
-        val_acc=history[-1].val_acc,
-        epochs=settings.epochs,
-        train_s=train_s,
-        setup_s=setup_s,
-        # Steady state: every step but the first (which carries allocation and autotuning).
-        img_s=(total_steps - 1) * batch / (train_s - first_step_s) if total_steps > 1 else 0.0,
-        device=_device_name(device),
-        loss_sum=loss_sum,
-        train_images=n,
-        history=history,
-    )
+
+    run.run_to(run.total_steps, epoch_end)
+    return run.result(run.history[-1].val_acc)
 
 
 def _sync(device: torch.device) -> None:

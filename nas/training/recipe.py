@@ -29,6 +29,7 @@ class Recipe:
     train_fraction: float = 1.0  # of the training split, drawn once per run
     max_train_images: Optional[int] = None  # cap on the images drawn (null: no cap)
     eval_batch_size: int = 1024
+    channels_last: Optional[bool] = None  # memory layout; null: channels-last on the CPU (faster there), not on GPUs
 
     RULES: ClassVar[dict[str, Rule]] = {
         "epochs": positive(integer=True),

@@ -1,0 +1,92 @@
+"""The fidelity ladder: the rungs at which a trial's accuracy is measured, in training images seen.
+
+The top rung is the proxy's recipe itself (its epochs over the images a trial draws): a real
+training. The rungs below it are the top divided by `eta` again and again, down to the
+screening rung. A trial climbs by continuing its own run (`nas.training.Training`), so a network
+that reaches the top has had exactly the top rung's recipe; with `rung_schedule=restart` the
+learning-rate schedule starts again at each rung and runs over that rung's steps (warm restarts),
+so that every rung is measured on an annealed network rather than mid-schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..training import RunSettings
+
+__all__ = ["Ladder", "ladder_for"]
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Where a run is measured: `steps[k]` training steps (`images[k]` images seen) at rung k;
+    the last rung is the top. `restarts` are the steps where the schedule starts again."""
+
+    steps: tuple[int, ...]
+    batch_size: int
+    eta: int
+    restart: bool
+
+    @property
+    def images(self) -> tuple[int, ...]:
+        return tuple(s * self.batch_size for s in self.steps)
+
+    @property
+    def top(self) -> int:
+        """The top rung's steps."""
+        return self.steps[-1]
+
+    @property
+    def restarts(self) -> tuple[int, ...]:
+        return self.steps[:-1] if self.restart else ()
+
+    def key(self, rung: int) -> str:
+        """The name of rung `rung` in trial attributes: its training images seen."""
+        return f"{self.images[rung]:g}"
+
+    def expected(self, n_trials: int, keep: float) -> list[float]:
+        """About how many of `n_trials` architectures reach each rung when `keep` of each rung goes on."""
+        return [n_trials * keep**k for k in range(len(self.steps))]
+
+    def describe(self, n_trials: int, keep: float | None, references: int = 0) -> str:
+        """What the ladder will cost, for the log before the search starts."""
+        rungs = " / ".join(f"{i:,}" for i in self.images)
+        searched = n_trials - references
+        if keep is None:
+            reach = [float(searched)] * len(self.steps)
+        else:
+            reach = self.expected(searched, keep)
+        reach = [r + references for r in reach]
+        counts = ", ".join(f"{r:.0f}" for r in reach)
+        previous = [0, *self.images[:-1]]
+        images = sum(r * (i - p) for r, i, p in zip(reach, self.images, previous, strict=True))
+        schedule = "the schedule restarts at each rung" if self.restart else "one schedule over the top rung"
+        refs = f", {references} of them the papers' networks, which always reach the top" if references else ""
+        return (f"ladder: rungs at {rungs} training images seen (eta {self.eta}; {schedule}); "
+                f"{n_trials} architectures{refs}; about {counts} reach each rung; "
+                f"about {images:,.0f} training images in all")
+
+
+def ladder_for(settings: RunSettings, n_train: int, eta: int, screen_images: int | None, restart: bool,
+               field: str = "proxy.screen_images") -> Ladder:
+    """The ladder of a run with `settings` on a training split of `n_train` images: the top is
+    the whole run (`settings.epochs` over the images drawn), the rungs below it the top's steps
+    divided by `eta` down to `screen_images` (null: two rungs below the top)."""
+    count = max(1, round(n_train * settings.train_fraction))
+    n = min(count, settings.max_train_images or count)
+    batch = min(settings.batch_size, n)
+    top = settings.epochs * (n // batch)
+    if screen_images is None:
+        lowest = max(1, math.ceil(top / eta**2))
+    else:
+        lowest = math.ceil(screen_images / batch)
+        if lowest > top:
+            raise ConfigError(field, f"{screen_images} is above the top rung ({top * batch} training images seen: "
+                                     f"{settings.epochs} epoch(s) of {n} images at batch {batch}); allowed: "
+                                     f"1..{top * batch}")
+    steps = [top]
+    while math.ceil(steps[0] / eta) >= lowest and math.ceil(steps[0] / eta) < steps[0]:
+        steps.insert(0, math.ceil(steps[0] / eta))
+    return Ladder(tuple(steps), batch, eta, restart)
