@@ -1,219 +1,184 @@
-"""Does the search beat hand design at a budget? Search, train the front, compare, in one command.
+"""Does the search beat hand design at a budget? The default search, random sampling and the
+papers' networks, over seeds, in one command.
 
     bash bench/headline.sh                  # --size cpu without a GPU, --size gpu with one
-    python bench/headline.py --size cpu     # the same, by hand
+    python bench/headline.py --size cpu     # the same, by hand (resumable: run it again to go on)
+    python bench/headline.py --size cpu --seeds 1  # the first seed only, this time
     python bench/headline.py --size cpu --report   # only the table, from what is on disk
 
-Every step runs the real commands in their own processes, under runs/headline-<size>/:
-1. `nas-search` with the default sampler (TPE) and, as the control, `nas-search sampler=random`
-   with the same number of trained architectures, budget, proxy and data (another seed, so that
-   the two do not share their first draws);
-2. `nas-train study.name=...` trains the `top_k` most accurate members of each front with the
-   full-training recipe below (train + validation, tested once on the test split), and exports
-   them (ONNX, CPU latency through onnxruntime, model cards);
-3. the papers' networks scaled to the budget at this input (ShuffleNet v1 g=3 and MobileNeXt, the
-   largest width multiplier that fits) are trained by `nas-train ARCH.yaml` with the same recipe.
-Then the table of test accuracy against MACs goes to docs/RESULTS.md (between its
-`headline-<size>` markers), with the device, the wall time of each step and the command. A re-run
-continues where it stopped: searches resume their studies and trained models are not trained again.
+For each seed, under runs/headline-<size>/, two real `nas-search` runs in processes of their own:
+1. `search`: the defaults (TPE, the ladder, built-in workers). Its first two trials are the papers'
+   networks scaled to the budget (ShuffleNet v1 g=3 and MobileNeXt at the widest multiplier that
+   fits, `search.start_from_references`), trained up the same ladder to the same top rung as
+   every searched network: the hand-design baseline, like with like.
+2. `random`: random sampling with the same ladder and the same number of sampled architectures
+   (the search's trials less its two references), so that both spend the same compute on the
+   space.
+Each search scores its front once on the test split when it ends (it selects on validation only).
+The report takes, per seed: the test accuracies of each front's searched members and of the
+references, the hypervolume of each set's test-accuracy front (`nas.results.hypervolume`), and the
+best test accuracy of each search at or below each reference's MACs; then means, standard
+deviations and the paired differences per seed, and the wall time of each part. It goes to
+docs/RESULTS.md between its `headline-<size>` markers. Each finished search is one line of
+bench/results/headline_<size>.jsonl: a re-run (in this session or a later one) skips what is there
+and resumes an interrupted study.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import os
 import platform
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _harness import ROOT, Size, add_size_argument, replace_section, run_command
+from _harness import RESULTS, ROOT, ResultsFile, Size, add_size_argument, replace_section, run_command
 
 
 @dataclass(frozen=True)
 class HeadlineSize(Size):
-    n_trials: int
-    top_k: int
+    n_trials: int  # architectures of the default search, its two references included
+    seeds: int
     search: tuple[str, ...]  # overrides of both searches
-    train: tuple[str, ...]  # the full-training recipe (nas-train overrides)
 
 
 SIZES = {
-    # Two 20-architecture searches with the reduced CPU proxy, then up to 4 + 4 front members and 2
-    # references trained for 3 epochs on 20,000 of the 60,000 training images, with the batch and
-    # peak lr that trained short runs best in the proxy study (docs/proxy-quality.md): about 20
-    # minutes on 2 cores.
-    "cpu": HeadlineSize(5.0, 20, 4, (), ("train.epochs=3", "train.max_train_images=20000",
-                                         "train.batch_size=64", "train.lr=0.4")),
-    # The full proxy and recipe on a GPU (not yet run: no device in the sessions so far).
-    "gpu": HeadlineSize(40.0, 50, 5, (), ("train.epochs=30",)),
+    # The CPU ladder (one epoch of 20,000 images at the top, conf/proxy on_cpu) under 5 MMACs:
+    # about 15 minutes a seed on 2 cores.
+    "cpu": HeadlineSize(5.0, 20, 3, ()),
+    # The GPU ladder (three epochs of the whole training split at the top); not yet run.
+    "gpu": HeadlineSize(20.0, 50, 3, ()),
 }
 
 DATA = "data=fashion_mnist"
+ARMS = ("search", "random")
 
 
-def _run(command: str, *args: str, log: Path) -> float:
-    """Run `nas-COMMAND ARGS` in a process of its own, its output after the line `$ ARGS` in `log`;
-    its wall seconds."""
-    with log.open("a") as f:
-        f.write(f"\n$ {' '.join(args)}\n")
-    return run_command(command, args, cwd=ROOT, log=log).wall_s
+def _study(size_name: str, arm: str, seed: int) -> str:
+    return f"headline-{size_name}-{arm}-s{seed}"
 
 
-def scaled_references(budget_mflops: float) -> dict[str, object]:
-    """The widest ShuffleNet v1 (g=3) and MobileNeXt under the budget at Fashion-MNIST's input,
-    by bisection on the width multiplier (MACs grow with it), in steps of 0.01."""
-    import nas
-    from search_spaces import mobilenext, shufflenet_v1
-
-    builders = {"shufflenet_v1_g3": lambda s: shufflenet_v1(3, s, 10, 1, 28),
-                "mobilenext": lambda s: mobilenext(s, 10, 1, 28)}
-    found = {}
-    for family, build in builders.items():
-        low, high = 1, 300  # hundredths
-        if nas.complexity(build(low / 100)).mmacs > budget_mflops:
-            continue
-        while low < high:
-            mid = (low + high + 1) // 2
-            if nas.complexity(build(mid / 100)).mmacs <= budget_mflops:
-                low = mid
-            else:
-                high = mid - 1
-        found[f"{family}_{low / 100:g}x"] = build(low / 100)
-    return found
+def results_file(size_name: str) -> ResultsFile:
+    """One line per finished (seed, arm): its front and references, kept under bench/results/ so
+    that a later session (or a fresh clone) resumes where this one stopped."""
+    return ResultsFile(RESULTS / f"headline_{size_name}.jsonl", key=("seed", "arm"))
 
 
-def run(size_name: str, size: HeadlineSize, root: Path, log: Path) -> dict[str, float]:
-    """All steps; the wall seconds of each."""
-    seconds: dict[str, float] = {}
-    common = [DATA, f"budget.mflops={size.budget_mflops:g}", f"search.n_trials={size.n_trials}", *size.search]
-    for name, extra in (("search", []), ("random", ["sampler=random", "search.seed=1"])):
-        study = [f"study.name=headline-{size_name}-{name}", f"output_dir={(root / name).relative_to(ROOT)}"]
-        print(f"{name}: nas-search {' '.join(common + extra + study)}", flush=True)
-        seconds[f"{name}: search"] = _run("search", *common, *extra, *study, log=log)
-        print(f"{name}: nas-train the front's top {size.top_k}", flush=True)
-        seconds[f"{name}: train front"] = _run("train", DATA, *study, f"train.top_k={size.top_k}", *size.train, log=log)
-    refs = root / "references"
-    refs.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    for name, arch in scaled_references(size.budget_mflops).items():
-        path = refs / f"{name}.yaml"
-        recipe = _recipe(size.train)
-        done = refs / f"{name}.metrics.json"
-        if done.is_file() and json.loads(done.read_text()).get("headline_recipe") == recipe:
-            continue
-        path.write_text(arch.to_yaml())
-        print(f"reference {name}: nas-train {path.relative_to(ROOT)}", flush=True)
-        _run("train", str(path), DATA, *size.train, log=log)
-        metrics = json.loads(done.read_text())
-        done.write_text(json.dumps({**metrics, "headline_recipe": recipe}, indent=2) + "\n")
-    seconds["references: train"] = time.perf_counter() - started
-    return seconds
+def run(size_name: str, size: HeadlineSize, root: Path, log: Path, seeds: int) -> None:
+    """Every search of the first `seeds` seeds that the results file does not hold yet."""
+    results = results_file(size_name)
+    done = results.done()
+    common = [DATA, f"budget.mflops={size.budget_mflops:g}", *size.search]
+    for seed in range(seeds):
+        for arm in ARMS:
+            if (seed, arm) in done:
+                continue
+            study = _study(size_name, arm, seed)
+            out = root / f"{arm}-s{seed}"
+            extra = ([f"search.n_trials={size.n_trials}"] if arm == "search" else
+                     ["sampler=random", "search.start_from_references=false", f"search.n_trials={size.n_trials - 2}"])
+            args = [*common, *extra, f"search.seed={seed}", f"study.name={study}", f"output_dir={out.relative_to(ROOT)}"]
+            print(f"seed {seed}, {arm}: nas-search {' '.join(args)}", flush=True)
+            with log.open("a") as f:
+                f.write(f"\n$ nas-search {' '.join(args)}\n")
+            wall_s = run_command("search", args, cwd=ROOT, log=log).wall_s
+            results.append({"seed": seed, "arm": arm, "rows": rows(out), "wall_s": round(wall_s, 1),
+                            "command": f"nas-search {' '.join(args)}", "date": time.strftime("%Y-%m-%d"),
+                            "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"})
 
 
-def _recipe(train: tuple[str, ...]) -> list[str]:
-    return sorted(train)
+def rows(folder: Path) -> list[dict]:
+    """A finished search's pareto.csv: its front members and references, with test accuracy."""
+    with (folder / "pareto.csv").open() as f:
+        return [{"trial": int(r["trial"]), "reference": r["reference"], "on_front": r["on_front"] == "true",
+                 "val_acc": float(r["val_acc"]), "test_acc": float(r["test_acc"]) if r["test_acc"] else None,
+                 "mmacs": float(r["mmacs"]), "genotype": r["genotype"]} for r in csv.DictReader(f)]
 
 
-def rows(root: Path) -> list[dict]:
-    out = []
-    for source in ("search", "random"):
-        for path in sorted((root / source / "export").glob("trial_*.metrics.json")):
-            m = json.loads(path.read_text())
-            speed = _speed(root / source / "models" / path.name.replace(".metrics.json", ""))
-            out.append({"source": source, "name": f"trial {m['trial']}", **_fields(m), **speed})
-    for path in sorted((root / "references").glob("*.metrics.json")):
-        m = json.loads(path.read_text())
-        name = path.name.removesuffix(".metrics.json")
-        out.append({"source": "reference", "name": name, **_fields(m), **_reference_speed(root / "references", name)})
-    return out
-
-
-def _reference_speed(folder: Path, name: str) -> dict:
-    """The trained reference as ONNX, timed as the front's models are (nas.results.onnx_speed);
-    measured once and kept in <name>.speed.json."""
-    cached = folder / f"{name}.speed.json"
-    if not cached.is_file():
-        import nas
-        from nas.results import export_onnx, load_weights, onnx_speed
-        from search_spaces import Arch
-
-        arch = Arch.from_yaml(folder / f"{name}.yaml")
-        model = nas.build_model(arch)
-        load_weights(model, folder / f"{name}.pt")
-        export_onnx(model, arch, folder / f"{name}.onnx")
-        cached.write_text(json.dumps(onnx_speed(folder / f"{name}.onnx", arch), indent=2) + "\n")
-    speed = json.loads(cached.read_text())
-    return {"latency_ms": speed["latency_ms_batch1"], "img_s": speed["throughput_img_s_batch64"],
-            "speed_machine": speed["machine"]}
-
-
-def _fields(m: dict) -> dict:
-    return {"test_acc": m["test_acc"], "mmacs": m["mmacs"], "mparams": m["mparams"],
-            "proxy": m.get("val_acc_proxy"), "genotype": m["genotype"], "epochs": m["epochs"],
-            "train_images": m["train_images"], "device": m["device"], "train_s": m["train_s"]}
-
-
-def _speed(folder: Path) -> dict:
-    try:
-        speed = json.loads((folder / "metrics.json").read_text()).get("cpu_speed") or {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return {"latency_ms": speed.get("latency_ms_batch1"), "img_s": speed.get("throughput_img_s_batch64"),
-            "speed_machine": speed.get("machine")}
-
-
-def report(size_name: str, size: HeadlineSize, root: Path, seconds: dict[str, float] | None) -> str:
-    from nas.results import hypervolume
-
-    table = rows(root)
-    if not table:
-        raise SystemExit(f"nothing trained under {root} yet: run without --report first")
-    meta_path = root / "headline.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if seconds is not None:
-        meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
-                f"{os.cpu_count()} cores", "device": table[0]["device"], "seconds": seconds}
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    lines = [
-        f"Made by `bash bench/headline.sh` (`python bench/headline.py --size {size_name}`) on {meta.get('machine', '?')}, "
-        f"training on {meta.get('device', '?')}, {meta.get('date', '?')}. Fashion-MNIST, budget "
-        f"{size.budget_mflops:g} MMACs, {size.n_trials} trained architectures per search; full-training recipe "
-        f"`{' '.join(size.train)}` ({table[0]['epochs']} epochs on {table[0]['train_images']:,} images), the same for "
-        "every row; test accuracy measured once per model. CPU speed: the ONNX model in onnxruntime on "
-        f"{next((r['speed_machine'] for r in table if r.get('speed_machine')), '?')}, all cores, median of runs "
-        "after warm-up.",
-        "",
-        "| source | model | MMACs | M params | proxy val acc | test acc | CPU ms (batch 1) | CPU img/s (batch 64) | genotype |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in sorted(table, key=lambda r: ({"search": 0, "random": 1, "reference": 2}[r["source"]], r["mmacs"])):
-        proxy = f"{r['proxy']:.4f}" if r["proxy"] is not None else "-"
-        latency = f"{r['latency_ms']:.3f}" if r.get("latency_ms") else "-"
-        img_s = f"{r['img_s']:,.0f}" if r.get("img_s") else "-"
-        lines.append(f"| {r['source']} | {r['name']} | {r['mmacs']:.2f} | {r['mparams']:.3f} | {proxy} | "
-                     f"**{r['test_acc']:.4f}** | {latency} | {img_s} | `{r['genotype'].replace('|', chr(92) + '|')}` |")
-    lines += ["", "Hypervolume of each set's test-accuracy front (accuracy x share of the budget saved; "
-              "`nas.results.hypervolume`), and the best test accuracy at or below each reference's MACs:", ""]
+def _hv(points: list[dict], budget: float) -> float:
     from types import SimpleNamespace
 
-    for source in ("search", "random", "reference"):
-        points = [r for r in table if r["source"] == source]
-        hv = hypervolume([SimpleNamespace(val_acc=p["test_acc"], mmacs=p["mmacs"]) for p in points], size.budget_mflops)
-        lines.append(f"- {source}: {len(points)} models, hypervolume {hv:.4f}, best test accuracy "
-                     f"{max((p['test_acc'] for p in points), default=float('nan')):.4f}")
-    for ref in (r for r in table if r["source"] == "reference"):
-        for source in ("search", "random"):
-            under = [r for r in table if r["source"] == source and r["mmacs"] <= ref["mmacs"]]
-            best = max(under, key=lambda r: r["test_acc"], default=None)
-            verdict = (f"{best['test_acc']:.4f} ({best['name']}, {best['mmacs']:.2f} MMACs): "
-                       f"{100 * (best['test_acc'] - ref['test_acc']):+.2f} points" if best else "no model at or below it")
-            lines.append(f"- at or below {ref['name']} ({ref['mmacs']:.2f} MMACs, {ref['test_acc']:.4f}), {source}: {verdict}")
-    if meta.get("seconds"):
-        total = sum(meta["seconds"].values())
-        lines += ["", "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in meta["seconds"].items())
-                  + f"; total {total / 60:.1f} min."]
+    from nas.results import hypervolume
+
+    tested = [SimpleNamespace(val_acc=p["test_acc"], mmacs=p["mmacs"]) for p in points if p["test_acc"] is not None]
+    return hypervolume(tested, budget) if tested else 0.0
+
+
+def _best_under(points: list[dict], mmacs: float) -> float | None:
+    under = [p["test_acc"] for p in points if p["mmacs"] <= mmacs and p["test_acc"] is not None]
+    return max(under) if under else None
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
+def report(size_name: str, size: HeadlineSize) -> str:
+    _, results = results_file(size_name).read()
+    by = {(r["seed"], r["arm"]): r for r in results}
+    per_seed, seconds = [], {}
+    for seed in range(size.seeds):
+        if not all((seed, arm) in by for arm in ARMS):
+            continue
+        search, random = by[(seed, "search")]["rows"], by[(seed, "random")]["rows"]
+        refs = [r for r in search if r["reference"]]
+        searched = [r for r in search if not r["reference"] and r["on_front"]]
+        sampled = [r for r in random if r["on_front"]]
+        per_seed.append({"seed": seed, "search": searched, "random": sampled, "references": refs})
+        seconds.update({f"{arm}-s{seed}": by[(seed, arm)]["wall_s"] for arm in ARMS})
+    if not per_seed:
+        raise SystemExit(f"no seed finished yet ({results_file(size_name).path}): run without --report first")
+    budget = size.budget_mflops
+    last = by[(per_seed[-1]["seed"], "random")]
+    meta = {"date": last["date"], "machine": last["machine"]}
+    lines = [
+        f"Made by `bash bench/headline.sh` (`python bench/headline.py --size {size_name}`) on {meta['machine']}, "
+        f"{meta['date']}: Fashion-MNIST, budget {budget:g} MMACs, {len(per_seed)} of {size.seeds} seeds; per seed the "
+        f"default search ({size.n_trials} architectures, its first two the scaled references) and random sampling "
+        f"({size.n_trials - 2} architectures, the same ladder). Every network below was trained up the same ladder "
+        "to the same top rung; test accuracy measured once, after each search; the searches select on validation.",
+        "",
+        "| seed | set | model | MMACs | val acc (top rung) | test acc | genotype |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in per_seed:
+        for arm in ("search", "random", "references"):
+            for r in sorted(s[arm], key=lambda r: r["mmacs"]):
+                name = r["reference"] or f"trial {r['trial']}"
+                test = "-" if r["test_acc"] is None else f"**{r['test_acc']:.4f}**"
+                lines.append(f"| {s['seed']} | {arm} | {name} | {r['mmacs']:.2f} | {r['val_acc']:.4f} | {test} | "
+                             f"`{r['genotype'].replace('|', chr(92) + '|')}` |")
+    hv = {arm: [_hv(s[arm], budget) for s in per_seed] for arm in ("search", "random", "references")}
+    lines += ["", "Hypervolume of each set's test-accuracy front (test accuracy x share of the budget saved), per seed "
+              "and mean ± sd:", ""]
+    for arm, values in hv.items():
+        lines.append(f"- {arm}: {', '.join(f'{v:.4f}' for v in values)}; {_mean_sd(values)}")
+    diffs = [a - b for a, b in zip(hv["search"], hv["random"], strict=True)]
+    lines.append(f"- search - random, paired by seed: {', '.join(f'{d:+.4f}' for d in diffs)}; {_mean_sd(diffs)}")
+    lines += ["", "Best test accuracy at or below each reference's MACs, against the reference's own (points):", ""]
+    names = sorted({r["reference"] for s in per_seed for r in s["references"]})
+    for name in names:
+        for arm in ("search", "random"):
+            gaps, cells = [], []
+            for s in per_seed:
+                ref = next((r for r in s["references"] if r["reference"] == name), None)
+                best = _best_under(s[arm], ref["mmacs"]) if ref and ref["test_acc"] is not None else None
+                if best is None:
+                    cells.append(f"seed {s['seed']}: none")
+                    continue
+                gaps.append(100 * (best - ref["test_acc"]))
+                cells.append(f"seed {s['seed']}: {best:.4f} vs {ref['test_acc']:.4f} ({gaps[-1]:+.2f})")
+            mean = f"mean {statistics.mean(gaps):+.2f} points" if gaps else "no model at or below it"
+            lines.append(f"- {name}, {arm}: {'; '.join(cells)}; {mean}")
+    total = sum(seconds.values())
+    lines += ["", "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in sorted(seconds.items()))
+              + f"; total {total / 60:.1f} min."]
     return "\n".join(lines) + "\n"
 
 
@@ -222,6 +187,7 @@ def main() -> None:
     add_size_argument(parser, SIZES, default=None, help="default: gpu when CUDA is available")
     parser.add_argument("--report", action="store_true", help="only the table, from what is on disk")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "RESULTS.md")
+    parser.add_argument("--seeds", type=int, help="run only the first N seeds this time (default: all of the size's)")
     args = parser.parse_args()
     if args.size is None:
         import torch
@@ -230,8 +196,9 @@ def main() -> None:
     size = SIZES[args.size]
     root = ROOT / "runs" / f"headline-{args.size}"
     root.mkdir(parents=True, exist_ok=True)
-    seconds = None if args.report else run(args.size, size, root, root / "headline.log")
-    text = report(args.size, size, root, seconds)
+    if not args.report:
+        run(args.size, size, root, root / "headline.log", min(args.seeds or size.seeds, size.seeds))
+    text = report(args.size, size)
     print(text)
     replace_section(args.doc, f"headline-{args.size}", text)
 

@@ -9,8 +9,8 @@ the next), one after the other: steady-state training images per second (the fir
 carry oneDNN's set-up, apart), as a ratio to one process of all cores in the default layout, the
 configuration before built-in workers. "x2 processes" is that process's rate times the cores: what
 one worker per core gives when the workers do not slow each other down (bench/search_throughput.py
-measures the real thing). The loss after the steps checks that a layout changes speed, not the
-training.
+measures the real thing). The summed training loss of each option's run is listed too: layouts
+and thread counts sum in other orders, so runs are not bit-identical, only alike.
 """
 
 from __future__ import annotations
@@ -115,15 +115,15 @@ def main() -> None:
              f"batch {size.batch_size} after {size.warm} warm-up steps, per network and option. Training images per "
              f"second as a ratio to `{names[0]}` ({cores} threads) in the same run; `x{cores} processes`: the 1-thread "
              "rate times the cores.", "",
-             "| network | " + " | ".join(names) + f" | 1 thread, channels-last x{cores} processes | loss equal |",
+             "| network | " + " | ".join(names) + f" | 1 thread, channels-last x{cores} processes | summed loss, each option |",
              "|---|" + "---|" * (len(names) + 2)]
     for name, by_option in rows.items():
         base = by_option[names[0]]["img_s"]
         cells = [f"{by_option[o]['img_s'] / base:.2f}x" for o in names]
         cells[0] = f"1.00x ({base:.0f} img/s)"
         scaled = cores * by_option[names[-1]]["img_s"] / base
-        losses = {round(r["loss_sum"], 2) for r in by_option.values()}
-        lines.append(f"| {name} | {' | '.join(cells)} | {scaled:.2f}x | {'yes' if len(losses) == 1 else sorted(losses)} |")
+        losses = ", ".join(f"{by_option[o]['loss_sum']:.1f}" for o in names)
+        lines.append(f"| {name} | {' | '.join(cells)} | {scaled:.2f}x | {losses} |")
     text = "\n".join(lines) + "\n"
     publish(text, f"trainer_options_{args.size}.md", "Trainer options on the CPU", args.doc, f"trainer-options-{args.size}")
 

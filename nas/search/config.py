@@ -65,9 +65,9 @@ class OnCpuConfig:
     Its sizes, batch and learning rate were chosen by measurement (docs/proxy-quality.md)."""
 
     epochs: Optional[int] = 1  # of the top rung (null: proxy.epochs)
-    max_train_images: int = 5000  # training images per candidate (drawn once per trial)
+    max_train_images: int = 20000  # training images per candidate (drawn once per trial)
     screen_images: Optional[int] = None  # the lowest rung (null: proxy.screen_images, else the top / eta^2)
-    max_val_images: int = 1000  # validation images scored at the rungs below the top
+    max_val_images: int = 1000  # validation images scored at each rung
     batch_size: Optional[int] = 32  # null: proxy.batch_size
     lr: Optional[float] = 0.4  # peak learning rate; null: proxy.lr
 
@@ -88,10 +88,11 @@ class ProxyConfig(Recipe):
     top's images seen divided by `eta` again and again down to `screen_images`. A trial stopped at
     a rung never trains further; one promoted continues its own run (nas.search.ladder)."""
 
+    epochs: int = 3  # of the top rung
     eta: int = 3  # ratio of one rung's training images to the rung below
     screen_images: Optional[int] = None  # training images seen at the lowest rung (null: the top / eta^2)
     rung_schedule: str = "restart"  # restart: each rung's steps have their own schedule (warm restarts) | single
-    max_val_images: Optional[int] = None  # validation images scored at the rungs below the top (null: all)
+    max_val_images: Optional[int] = None  # validation images scored at each rung (null: all)
     device: str = "auto"  # auto (GPU when there is one) | cpu | cuda | cuda:N
     zero_cost: bool = False  # record synflow, NASWOT and ZiCo of every trained architecture (user attrs zc_*)
     on_cpu: Optional[OnCpuConfig] = field(default_factory=OnCpuConfig)  # null: the full ladder on the CPU too

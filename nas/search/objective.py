@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ProxyRun:
     """The proxy as it runs on this device: the top rung's settings, the validation images scored
-    at the lower rungs, the screening rung, and a note when reduced for the CPU."""
+    at each rung, the screening rung, and a note when reduced for the CPU."""
 
     settings: RunSettings
     max_val_images: int | None
@@ -64,7 +64,7 @@ def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> ProxyRun:
             screen, screen_field = c.screen_images, "proxy.on_cpu.screen_images"
         note = (
             f"no GPU found: a smaller ladder on the CPU (top rung {epochs} epoch(s) of at most {max_train} "
-            f"training images, batch {batch_size}, lr {lr:g}; {max_val} validation images below the top); "
+            f"training images, batch {batch_size}, lr {lr:g}; {max_val} validation images at each rung); "
             "set proxy.on_cpu=null for the full ladder"
         )
     settings = RunSettings.of(p, epochs=epochs, batch_size=batch_size, lr=lr, max_train_images=max_train,
@@ -130,9 +130,9 @@ class Objective:
 
     def _climb(self, trial: optuna.Trial, model: torch.nn.Module, seed: int, *,
                always_to_top: bool) -> tuple[float, Training]:
-        """Train `model` rung by rung; at each rung below the top, record its accuracy and stop it
-        (`optuna.TrialPruned`) unless it is promoted. The top rung's accuracy is measured on the
-        whole validation split."""
+        """Train `model` rung by rung, measuring its accuracy on the validation images of every rung
+        (`proxy.max_val_images`); at each rung below the top, stop it (`optuna.TrialPruned`) unless
+        it is promoted."""
         ladder = self.ladder
         run = Training(model, self.data.train, dataclasses.replace(self.settings, seed=seed), mean=self.data.mean,
                        std=self.data.std, device=self.device, restarts=ladder.restarts)
@@ -140,7 +140,7 @@ class Objective:
         for rung, steps in enumerate(ladder.steps):
             run.run_to(steps)
             top = rung == len(ladder.steps) - 1
-            val_acc = run.evaluate(self.data.val if top else self.val)
+            val_acc = run.evaluate(self.val)
             key = ladder.key(rung)
             trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**trial.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
             if top or always_to_top:

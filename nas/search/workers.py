@@ -129,7 +129,7 @@ def run_workers(search: Callable[..., Any], cfg: NasConfig, study: optuna.Study,
 
     log.info("%d workers of %d thread(s) each on study %s", workers, threads, cfg.study.name)
     running = {index: start(index) for index in range(workers)}
-    restarts = 0
+    restarts, shown = 0, None
     counts = trial_counts(study)
     bar = tqdm(total=n_trials, initial=min(counts["trained"], n_trials), unit="arch", disable=not progress,
                desc=cfg.study.name, dynamic_ncols=True)
@@ -158,10 +158,13 @@ def run_workers(search: Callable[..., Any], cfg: NasConfig, study: optuna.Study,
                 trials = study.get_trials(deepcopy=False)
                 counts = trial_counts(study)
                 best = max((t.user_attrs[TrialAttr.VAL_ACC] for t in trials if fully_trained(t)), default=0.0)
-                bar.n = min(counts["trained"], n_trials)
-                bar.set_postfix(best=f"{best:.4f}", running=counts["running"], rejected=counts["rejected"],
-                                failed=counts["failed"], refresh=False)
-                bar.refresh()
+                state = (min(counts["trained"], n_trials), best, counts["running"], counts["rejected"], counts["failed"])
+                if state != shown:  # redrawn when something changed, not every second (logs, CI)
+                    shown = state
+                    bar.n = state[0]
+                    bar.set_postfix(best=f"{best:.4f}", running=counts["running"], rejected=counts["rejected"],
+                                    failed=counts["failed"], refresh=False)
+                    bar.refresh()
     except BaseException:
         _stop(running.values())
         raise
