@@ -272,8 +272,12 @@ def test_killing_the_parent_stops_its_workers_and_the_same_command_resumes(tmp_p
         time.sleep(0.5)
     assert all(_gone(pid) for pid in workers), "workers went on training without their parent"
     url = f"sqlite:///{tmp_path / 'runs' / 'w' / 'study.db'}"
-    interrupted = [optuna.load_study(study_name="w", storage=url).trials[t.number] for t in running]
-    assert all(t.state == TrialState.FAIL and t.user_attrs["failure"] == "interrupted" for t in interrupted)
+    after = optuna.load_study(study_name="w", storage=url).trials
+    # Each trial the workers held was interrupted, or finished in the second before they noticed; none is left running.
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+    for t in (after[r.number] for r in running):
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.user_attrs["failure"] == "interrupted"
+    assert any(after[r.number].state == TrialState.FAIL for r in running)
     resumed = _start_search(tmp_path, "search.n_trials=4", slow=False)
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-3000:]
