@@ -34,7 +34,7 @@ __all__ = ["MAX_CPU_WORKERS", "plan_workers", "run_workers"]
 
 log = logging.getLogger(__name__)
 
-MAX_CPU_WORKERS = 8  # beyond this, the storage's writes and each worker's copy of the data cost more than they bring
+MAX_CPU_WORKERS = 8  # a cap on `auto` (each worker holds its own copy of the data); not measured beyond 2 cores
 
 
 def _cores() -> int:
