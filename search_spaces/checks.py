@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .fields import FieldError
+from .fields import FieldError, shown
 
 __all__ = [
     "MAX_REPEATS",
@@ -47,20 +47,20 @@ def make_divisible(value: float, divisor: int, min_value: int | None = None) -> 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ArchError(name, f"expected an integer, got {value!r}")
+        raise ArchError(name, f"expected an integer, got {shown(value)}")
     if value < low or (high is not None and value > high):
         allowed = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ArchError(name, f"{value} is out of range (allowed: {allowed})")
+        raise ArchError(name, f"{shown(value)} is out of range (allowed: {allowed})")
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
     if isinstance(value, bool) != isinstance(allowed[0], bool) or value not in allowed:
-        raise ArchError(name, f"{value!r} is not allowed (allowed: {', '.join(map(str, allowed))})")
+        raise ArchError(name, f"{shown(value)} is not allowed (allowed: {', '.join(map(str, allowed))})")
 
 
 def check_float(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ArchError(name, f"expected a number, got {value!r}")
+        raise ArchError(name, f"expected a number, got {shown(value)}")
     if value > high or value < low or (low_open and value == low):
         bracket = "(" if low_open else "["
         raise ArchError(name, f"{value} is out of range (allowed: {bracket}{low}, {high}])")

@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["SEED", "FieldError", "Rule", "at_least", "check_fields", "fraction", "integer_in", "interval", "one_of",
-           "positive"]
+           "positive", "shown"]
+
+
+def shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, shortened (a long list or string from a
+    user's file must not make the message itself long)."""
+    try:
+        return reprlib.repr(value)
+    except ValueError:  # an integer too long for Python to print
+        return f"an integer of {value.bit_length()} bits"
 
 
 class FieldError(ValueError):

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .checks import ArchError, check_stage_count
+from .fields import shown
 from .registry import STAGE_TYPES
 
 __all__ = ["FORMAT", "TARGET", "arch_from_dict", "arch_to_dict", "arch_to_yaml", "load_yaml"]
@@ -23,6 +24,9 @@ _A = TypeVar("_A")
 TARGET = "search_spaces.build_network"
 #: Version of the YAML layout, written as `format:`; bumped when a field changes meaning.
 FORMAT = 1
+#: Limits checked before a spec is built (one of the largest networks is a few kilobytes, 5 levels deep).
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 16
 
 
 def arch_to_dict(arch: Any) -> dict[str, Any]:
@@ -83,16 +87,45 @@ def load_yaml(text_or_path: str | Path) -> Any:
         path = Path(text_or_path)
         source = f"{path}: "
         try:
+            size = path.stat().st_size
+            if size > MAX_YAML_BYTES:
+                raise ArchError("", f"{source}{size} bytes is too large for an architecture (allowed: up to "
+                                    f"{MAX_YAML_BYTES} bytes)")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise ArchError("", f"cannot read architecture file {path}: {getattr(err, 'strerror', None) or err}") from None
+    if len(text) > MAX_YAML_BYTES:
+        raise ArchError("", f"{len(text)} characters is too large for an architecture (allowed: up to {MAX_YAML_BYTES})")
     try:
+        _check_shape(text, source)
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(err, "problem", None) or type(err).__name__
         raise ArchError("", f"{source}not valid YAML: {problem}{where}") from None
+    except ArchError:
+        raise
+    except ValueError as err:  # Python refuses to read an integer of more than 4300 digits
+        raise ArchError("", f"{source}a value cannot be read: {str(err).split(':')[0]}") from None
+
+
+def _check_shape(text: str, source: str) -> None:
+    """Refuse, from the parser's events and before anything is built, what no architecture has and
+    what would cost memory or recursion to build: aliases (`*name`, which can expand a small file
+    into billions of entries) and nesting deeper than MAX_YAML_DEPTH."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = f" (line {event.start_mark.line + 1})"
+        if isinstance(event, yaml.AliasEvent):
+            raise ArchError("", f"{source}YAML aliases (*{event.anchor}) are not allowed in an architecture{line}")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ArchError("", f"{source}nested more than {MAX_YAML_DEPTH} levels deep (allowed: up to "
+                                    f"{MAX_YAML_DEPTH}){line}")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def _reject_unknown(where: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -106,7 +139,7 @@ def _reject_unknown(where: str, data: Mapping[str, Any], allowed: Sequence[str])
 
 def _section_from_dict(where: str, cls: Any, data: Any) -> Any:
     if not isinstance(data, Mapping):
-        raise ArchError(where, f"expected a mapping, got {data!r}")
+        raise ArchError(where, f"expected a mapping, got {shown(data)}")
     _reject_unknown(where, data, [f.name for f in dataclasses.fields(cls)])
     try:
         return cls(**data)
@@ -119,7 +152,7 @@ def _section_from_dict(where: str, cls: Any, data: Any) -> Any:
 def _stage_from_dict(index: int, data: Any) -> Any:
     where = f"stages[{index}]"
     if not isinstance(data, Mapping):
-        raise ArchError(where, f"expected a mapping, got {data!r}")
+        raise ArchError(where, f"expected a mapping, got {shown(data)}")
     data = dict(data)
     kind = data.pop("block", None)
     if kind not in STAGE_TYPES:

@@ -230,3 +230,68 @@ def test_a_size_that_a_fixed_size_dataset_cannot_take_is_refused(tmp_path: Path)
     with pytest.raises(ConfigError, match=r"^data.resolution: mnist images are 28x28 and are not resized "
                                           r"\(allowed: 28, or null\)"):
         load_dataset("mnist", str(tmp_path), resolution=32)
+
+
+# -- shapes and sizes the readers once took silently ----------------------------------------------
+
+
+def test_non_square_idx_images_are_refused_naming_the_file(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, IDX_COUNTS)
+    _idx(tmp_path / "train-images-idx3-ubyte", np.zeros((60, 28, 14)), compress=False)
+    with pytest.raises(DataError) as info:
+        load_dataset("fashion_mnist", str(tmp_path))
+    assert str(info.value) == (f"{tmp_path / 'train-images-idx3-ubyte'} holds images of 28 x 14 pixels "
+                               "(allowed: square images, H = W)")
+
+
+def test_an_idx_test_set_of_another_image_size_is_refused(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, IDX_COUNTS)
+    _idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((20, 32, 32)), compress=False)
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte holds images of 32 x 32 pixels but .*"
+                                        r"train-images-idx3-ubyte of 28 x 28"):
+        load_dataset("mnist", str(tmp_path))
+
+
+def test_idx_sizes_whose_product_overflows_are_not_taken_for_an_empty_file(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, IDX_COUNTS)
+    # 2^32 - 1 three times: a product of 2^96, which 64-bit arithmetic wraps to a small number.
+    header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header)
+    with pytest.raises(DataError, match="truncated or damaged: its header says 4294967295 x 4294967295 x "
+                                        f"4294967295 = {(2**32 - 1) ** 3} values, the file holds 0"):
+        load_dataset("fashion_mnist", str(tmp_path))
+
+
+def test_idx_files_without_images_are_refused(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, {**IDX_COUNTS, "train-images-idx3-ubyte": 0, "train-labels-idx1-ubyte": 0})
+    with pytest.raises(DataError, match="train-images-idx3-ubyte holds no images$"):
+        load_dataset("fashion_mnist", str(tmp_path))
+
+
+def test_too_few_images_to_hold_out_validation_are_refused(tmp_path: Path) -> None:
+    # 5 training images of 5 classes: one each, nothing left to train on once validation is held out.
+    _idx_folder(tmp_path, {**IDX_COUNTS, "train-images-idx3-ubyte": 5, "train-labels-idx1-ubyte": 5})
+    with pytest.raises(DataError, match="hold 5 images, class 0 only 1; each class needs at least 2"):
+        load_dataset("fashion_mnist", str(tmp_path))
+
+
+def test_two_images_a_class_leave_one_to_train_on_whatever_the_validation_fraction(tmp_path: Path) -> None:
+    _idx_folder(tmp_path, {**IDX_COUNTS, "train-images-idx3-ubyte": 20, "train-labels-idx1-ubyte": 20})
+    data = load_dataset("fashion_mnist", str(tmp_path), val_fraction=0.9)
+    assert sorted(data.train.labels.tolist()) == list(range(10)) == sorted(data.val.labels.tolist())
+
+
+def test_16_bit_grey_pngs_are_scaled_to_8_bits_not_clipped(tmp_path: Path) -> None:
+    # Two classes told apart by brightness alone, as 16-bit values 0..65535: clipping at 255 would make
+    # nearly every pixel of both white.
+    levels = {"dark": 12850, "bright": 51400}  # 16-bit values of 8-bit 50 and 200 (x 257)
+    for cls, level in levels.items():
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.fromarray(np.full((8, 8), level, dtype=np.uint16)).save(tmp_path / cls / f"{i}.png")
+    assert Image.open(tmp_path / "dark" / "0.png").mode in ("I", "I;16")  # what PIL reads a 16-bit PNG as
+    data = load_dataset("imagefolder", str(tmp_path))
+    pixels = {int(label): set(data.test.images[data.test.labels == label].flatten().tolist())
+              for label in data.test.labels.unique()}
+    assert pixels == {0: {200}, 1: {50}}  # 'bright' sorts first: label 0
+

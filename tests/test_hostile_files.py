@@ -219,3 +219,84 @@ def test_nas_report_on_an_empty_database_writes_nothing_into_it(make_cfg) -> Non
     with pytest.raises(ConfigError, match=r"^study.name: no study 't': .*study.db is empty \(run nas-search first\)"):
         report_front(cfg)
     assert database.stat().st_size == 0
+
+
+# -- small files that would cost memory or recursion ------------------------------------------------
+
+
+def _spec_text() -> str:
+    from search_spaces import shufflenet_v1
+
+    return shufflenet_v1(3, 0.25, num_classes=10, in_channels=1, resolution=28).to_yaml()
+
+
+def test_a_billion_laughs_architecture_is_refused_without_expanding_it() -> None:
+    from search_spaces import Arch, ArchError
+
+    # Each level lists the one below 9 times: 9^9 = 387 million 'lol's from half a kilobyte.
+    levels = "".join(f"  - &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]\n" for k in range(1, 10))
+    text = "stem:\n  - &l0 lol\n" + levels + "stages: []\n"
+    assert len(text) < 600
+    with pytest.raises(ArchError) as info:
+        Arch.from_yaml(text)
+    assert str(info.value) == "YAML aliases (*l0) are not allowed in an architecture (line 3)"
+
+
+def test_an_architecture_nested_50000_deep_is_one_line() -> None:
+    from search_spaces import Arch, ArchError
+
+    with pytest.raises(ArchError, match=r"^nested more than 16 levels deep \(allowed: up to 16\) \(line 1\)$"):
+        Arch.from_yaml("[" * 50_000)
+
+
+def test_a_5000_digit_repeat_count_is_one_line(tmp_path: Path) -> None:
+    from search_spaces import Arch, ArchError
+
+    path = tmp_path / "arch.yaml"
+    path.write_text(re.sub(r"repeats: \d+", "repeats: " + "9" * 5000, _spec_text(), count=1))
+    with pytest.raises(ArchError) as info:
+        Arch.from_yaml(path)
+    assert str(info.value) == (f"{path}: a value cannot be read: Exceeds the limit (4300 digits) for integer "
+                               "string conversion")
+
+
+def test_a_huge_architecture_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from search_spaces import Arch, ArchError
+
+    path = tmp_path / "arch.yaml"
+    path.write_text(_spec_text() + "#" * (2 << 20))
+    with pytest.raises(ArchError, match=r"arch.yaml: \d+ bytes is too large for an architecture \(allowed: up to "
+                                        r"1048576 bytes\)$"):
+        Arch.from_yaml(path)
+
+
+def test_a_long_value_in_an_architecture_is_shown_shortened() -> None:
+    from search_spaces import Arch, ArchError
+
+    with pytest.raises(ArchError) as info:
+        Arch.from_yaml("stem: [" + ", ".join(["x"] * 100_000) + "]\nstages: []\n")
+    assert str(info.value) == "stem: expected a mapping, got ['x', 'x', 'x', 'x', 'x', 'x', ...]"
+
+
+def test_a_zip_bomb_weights_file_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    import zipfile
+
+    import torch
+
+    from nas.model import build_model
+    from nas.results import load_weights
+    from search_spaces import Arch
+
+    model = build_model(Arch.from_yaml(_spec_text()))
+    saved = tmp_path / "saved.pt"
+    torch.save({"x": torch.zeros(64 << 20, dtype=torch.uint8)}, saved)  # 64 MB of zeros
+    bomb = tmp_path / "weights.pt"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for entry in src.infolist():
+            dst.writestr(entry.filename, src.read(entry.filename))
+    assert bomb.stat().st_size < 1 << 20  # under a megabyte on disk
+    with pytest.raises(DataError) as info:
+        load_weights(model, bomb)
+    assert str(info.value).startswith(f"{bomb} holds compressed entries (saved/data.pkl), which torch.save never writes")
+    with pytest.raises(DataError, match=r"saved.pt is \d+ bytes, too large for weights of this network \(\d+ bytes"):
+        load_weights(model, saved)  # the same tensors uncompressed: far larger than the network's weights

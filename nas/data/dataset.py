@@ -14,7 +14,7 @@ import torch
 from search_spaces import DataShape
 from search_spaces.fields import check_fields
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .config import DataConfig
 from .catalog import DATASETS
 from .readers import Split
@@ -63,6 +63,7 @@ def load_dataset(
     root = os.path.expandvars(root) if root else None
     train_full, test, classes = DATASETS[name](root, resolution=resolution, channels=channels)
     _check_fixed_size(name, train_full, resolution, channels)
+    _check_enough(name, train_full, test)
     train, val = _stratified_split(train_full, val_fraction, split_seed)
     scaled = train.images.float().div_(255)
     mean = tuple(scaled.mean(dim=(0, 2, 3)).tolist())
@@ -84,13 +85,28 @@ def _check_fixed_size(name: str, data: Split, resolution: int | None, channels: 
                                            f"(allowed: {ch}, or null)")
 
 
+def _check_enough(name: str, train: Split, test: Split) -> None:
+    """Enough images to split: two classes or more in the training files, each with at least two
+    images (one held out for validation, one to train on), and a test image."""
+    labels, counts = torch.unique(train.labels, return_counts=True)
+    if len(labels) < 2:
+        raise DataError(f"data: {name}'s training images are all of one class; a classifier needs at least 2")
+    if int(counts.min()) < 2:
+        few = int(labels[counts.argmin()])
+        raise DataError(f"data: {name}'s training images hold {len(train)} images, class {few} only "
+                        f"{int(counts.min())}; each class needs at least 2 (one is held out for validation)")
+    if len(test) == 0:
+        raise DataError(f"data: {name} has no test images")
+
+
 def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     gen = torch.Generator().manual_seed(seed)
     val_index = []
     for label in torch.unique(data.labels):
         members = torch.nonzero(data.labels == label).flatten()
         members = members[torch.randperm(len(members), generator=gen)]
-        val_index.append(members[: max(1, round(len(members) * fraction))])
+        # At least one image of each class held out, and one kept to train on (`_check_enough`).
+        val_index.append(members[: min(len(members) - 1, max(1, round(len(members) * fraction)))])
     val = torch.cat(val_index)
     mask = torch.ones(len(data), dtype=torch.bool)
     mask[val] = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -63,8 +64,11 @@ def _read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path} is truncated: its header ends inside the sizes of its {ndim} dimensions")
     dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
+    expected = math.prod(dims)  # Python integers: sizes whose product overflows 64 bits stay what they say
+    if data.size != expected:
+        shape = " x ".join(map(str, dims))
+        raise DataError(f"{path} is truncated or damaged: its header says {shape} = {expected} values, "
+                        f"the file holds {data.size}")
     return data.reshape(dims)
 
 
@@ -94,6 +98,11 @@ def _idx_split(images_path: Path, labels_path: Path, classes: int) -> Split:
     images, labels = _read_idx(images_path), _read_idx(labels_path)
     if images.ndim != 3:
         raise DataError(f"{images_path} holds {images.ndim}-dimensional data (allowed: images, N x H x W)")
+    if len(images) == 0:
+        raise DataError(f"{images_path} holds no images")
+    if images.shape[1] != images.shape[2]:
+        raise DataError(f"{images_path} holds images of {images.shape[1]} x {images.shape[2]} pixels "
+                        "(allowed: square images, H = W)")
     if labels.ndim != 1:
         raise DataError(f"{labels_path} holds {labels.ndim}-dimensional data (allowed: labels, N)")
     if len(images) != len(labels):
@@ -110,14 +119,32 @@ def idx_dataset(name: str, defaults: Sequence[str], how: str) -> Callable[..., t
     def load(root: str | None, **_: object) -> tuple[Split, Split, int]:
         folder = find_folder(name, root, defaults, IDX_FILES, how)
         paths = [_file(folder, f) for f in IDX_FILES]
-        return _idx_split(paths[0], paths[1], 10), _idx_split(paths[2], paths[3], 10), 10
+        train, test = _idx_split(paths[0], paths[1], 10), _idx_split(paths[2], paths[3], 10)
+        if train.images.shape[1:] != test.images.shape[1:]:
+            got, want = (" x ".join(map(str, s.images.shape[2:])) for s in (test, train))
+            raise DataError(f"{paths[2]} holds images of {got} pixels but {paths[0]} of {want}: "
+                            "the test images must be the training images' size (both files from one release)")
+        return train, test, 10
 
     return load
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: PIL modes of single-channel images; a folder of them only is read as grey (1 channel).
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+#: PIL modes of single-channel images of more than 8 bits, which `convert("L")` would clip at 255.
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _to_8_bits(img: Any) -> Any:
+    """A 16-bit grey image (a 16-bit grey PNG opens as mode I or I;16) scaled to 8 bits, 0..65535
+    to 0..255, where `convert("L")` would clip it at 255; other images as they are."""
+    from PIL import Image
+
+    if img.mode not in WIDE_MODES:
+        return img
+    wide = np.asarray(img).astype(np.int64).clip(0, 65535)  # a PNG holds 0..65535; clip only guards the cast
+    return Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), mode="L")
 
 
 def _class_images(folder: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
@@ -178,7 +205,7 @@ def imagefolder(root: str | None, *, resolution: int | None, channels: int | Non
     mode = "L" if channels == 1 else "RGB"
 
     def pixels(img: Any) -> np.ndarray:
-        img = img.convert(mode)
+        img = _to_8_bits(img).convert(mode)
         if img.size != (resolution, resolution):
             img = img.resize((resolution, resolution), Image.BILINEAR)
         return np.asarray(img, dtype=np.uint8).reshape(resolution, resolution, channels)

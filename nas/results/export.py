@@ -75,6 +75,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
     network's weights raises `DataError` naming it."""
     import pickle
 
+    _check_weights_file(model, path)
     try:
         with warnings.catch_warnings():
             # torch warns of pickle protocols it may not read; what it cannot read is reported below.
@@ -94,6 +95,32 @@ def load_weights(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
         reason = f"they are another network's: {str(err).splitlines()[0].rstrip(':')}" if isinstance(err, RuntimeError) else str(err)
         raise DataError(f"{path} cannot be loaded as weights ({reason}); train it again with nas-train") from None
     return state
+
+
+def _check_weights_file(model: torch.nn.Module, path: Path) -> None:
+    """Refuse, before reading it, a weights file that could cost far more memory than the network
+    it is for: `torch.save` writes a zip archive of stored (uncompressed) entries, so its size is
+    what loading it costs; a compressed entry (a "zip bomb": megabytes that inflate to gigabytes)
+    or a file many times the network's size is not ours. Other files go to `torch.load`."""
+    import zipfile
+
+    expected = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    limit = 4 * expected + (1 << 20)  # room for the archive's names, records and alignment
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise DataError(f"{path} is {size} bytes, too large for weights of this network ({expected} bytes of "
+                            "tensors); train it again with nas-train")
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile):
+        return  # torch.load reports what is wrong with it
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise DataError(f"{path} holds compressed entries ({packed[0]}), which torch.save never writes and which "
+                        "can inflate to far more than the file; train it again with nas-train")
 
 
 def export_onnx(model: torch.nn.Module, arch: Arch, path: Path, *, seed: int = 0) -> float:
