@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.apps import run_search
+from nas.errors import ConfigError
 
 from .conftest import FAST
 
@@ -200,13 +202,13 @@ SLOW_SITE = ("import time\nimport nas.training.loop as loop\naugment = loop._aug
              "loop._augment = lambda *a, **k: (time.sleep(0.2), augment(*a, **k))[1]\n")
 
 
-def _start_search(tmp_path: Path, *args: str, slow: bool = True) -> subprocess.Popen[str]:
+def _start_search(tmp_path: Path, *args: str, slow: bool = True, new_group: bool = False) -> subprocess.Popen[str]:
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(SLOW_SITE if slow else "")
     return subprocess.Popen([sys.executable, *SEARCH, *FAST, "study.name=w", f"output_dir={tmp_path / 'runs' / 'w'}",
                              "search.workers=2", "storage.heartbeat_s=1", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=new_group,
                             env={**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{Path.cwd()}"})
 
 
@@ -282,3 +284,47 @@ def test_killing_the_parent_stops_its_workers_and_the_same_command_resumes(tmp_p
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-3000:]
     _check_complete(optuna.load_study(study_name="w", storage=url), 4, tmp_path / "runs" / "w" / "pareto.csv")
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["ctrl-c at a terminal", "sigint to the parent alone"])
+def test_ctrl_c_stops_every_worker_cleanly_and_the_same_command_resumes(tmp_path: Path, group: bool) -> None:
+    # Ctrl-C at a terminal interrupts the whole foreground process group: the parent and its workers at once.
+    search = _start_search(tmp_path, "search.n_trials=4", new_group=True)
+    try:
+        running = _running_trials(tmp_path, search, count=2)
+        if group:
+            os.killpg(search.pid, signal.SIGINT)
+        else:
+            search.send_signal(signal.SIGINT)
+        _, stderr = search.communicate(timeout=90)
+    finally:
+        if search.poll() is None:
+            os.killpg(search.pid, signal.SIGKILL)
+    assert search.returncode == 130 and stderr.rstrip().endswith("interrupted"), stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert all(_gone(t.user_attrs["process"]["pid"]) for t in running), "a worker outlived the interrupted search"
+    url = f"sqlite:///{tmp_path / 'runs' / 'w' / 'study.db'}"
+    after = optuna.load_study(study_name="w", storage=url).trials
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+    for t in (after[r.number] for r in running):
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.user_attrs["failure"] == "interrupted"
+    resumed = _start_search(tmp_path, "search.n_trials=4", slow=False)
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-3000:]
+    _check_complete(optuna.load_study(study_name="w", storage=url), 4, tmp_path / "runs" / "w" / "pareto.csv")
+
+
+def test_a_second_search_with_a_worker_index_in_use_is_refused(tmp_path: Path, make_cfg) -> None:
+    # Worker k's sampler seed is derived from k: two live workers of one index draw the same architectures.
+    search = _start_search(tmp_path, "search.n_trials=4", "proxy.train_fraction=1.0")  # trials of 10 s and more
+    try:
+        _running_trials(tmp_path, search, count=2)  # workers 0 and 1 train
+        with pytest.raises(ConfigError) as info:
+            run_search(make_cfg("search.n_trials=4", "proxy.train_fraction=1.0", "storage.heartbeat_s=1", name="w"),
+                       progress=False)
+    finally:
+        os.kill(search.pid, signal.SIGINT)
+        search.communicate(timeout=90)
+    assert re.fullmatch(r"search\.worker: worker 0 already searches study w \(process \d+ on .+\), and a second "
+                        r"with its index would draw the same architectures \(allowed: search\.worker=2 or above for "
+                        r"another search on this study\)", str(info.value)), info.value

@@ -256,3 +256,27 @@ def test_load_model_names_a_bad_weights_file(tmp_path: Path) -> None:
     (tmp_path / "weights.pt").write_bytes(b"")
     with pytest.raises(DataError, match=r"weights.pt cannot be loaded as weights \(EOFError"):
         nas.load_model(tmp_path)
+
+
+def test_scratch_folders_of_a_killed_export_are_removed_and_a_live_ones_kept(make_cfg) -> None:
+    import os
+    import time
+
+    from nas.files import exclusive
+    from nas.results import export_models
+
+    cfg = make_cfg("search.n_trials=1")
+    run_search(cfg, progress=False)
+    (folder,) = export_models(cfg)
+    models = folder.parent
+    # What kill -9 during an export leaves: a hidden scratch folder, half-filled, that nobody holds.
+    abandoned, live = models / f".{folder.name}.k1ll3d", models / f".{folder.name}.l1v3"
+    for scratch in (abandoned, live):
+        (scratch / folder.name).mkdir(parents=True)
+        (scratch / folder.name / "weights.pt").write_bytes(b"half")
+        old = time.time() - 3600
+        os.utime(scratch, (old, old))
+    with exclusive(live / ".lock") as held:  # another export, still building its folder
+        assert held
+        export_models(cfg)
+    assert sorted(p.name for p in models.iterdir()) == sorted([folder.name, live.name])

@@ -197,6 +197,25 @@ def test_leftover_metrics_are_never_taken_for_a_trained_member(make_cfg, monkeyp
         assert len(written) == 1
 
 
+def test_a_second_nas_train_on_one_front_is_refused_while_the_first_trains(make_cfg, monkeypatch) -> None:
+    import nas.results.report
+    from nas.files import exclusive
+    from nas.results import train_front
+
+    monkeypatch.setattr(nas.results.report, "export_model", lambda *a, **k: None)
+    cfg = make_cfg("search.n_trials=1", "train.epochs=1")
+    run_search(cfg, progress=False)
+    lock = Path(cfg.output_dir) / "export" / ".nas-train.lock"
+    with exclusive(lock) as held:  # what a first nas-train holds while it trains (a lock per open file)
+        assert held
+        with pytest.raises(ConfigError) as info:
+            train_front(cfg, progress=False)
+    assert str(info.value) == (f"study.name: another nas-train is training the front of study '{cfg.study.name}' now (it "
+                               f"holds {lock}); wait for it to finish, and run this again to train what it left")
+    assert not list((Path(cfg.output_dir) / "export").glob("*.pt"))  # nothing trained twice
+    assert len(train_front(cfg, progress=False)) == 1  # once the first is done
+
+
 # -- shared run folders --------------------------------------------------------------------------------
 
 

@@ -42,11 +42,13 @@ class SearchResult:
 def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = True) -> SearchResult:
     """Search until the study holds `search.n_trials` trained architectures (`nas.search.search`),
     then measure the front's test accuracy (once per member) and write pareto.csv, pareto.png and
-    export/ (also when interrupted)."""
+    export/. Interrupted, it writes what the study holds without measuring test accuracy, which the
+    resumed search's end does."""
     written = []
 
-    def write(study: optuna.Study, data: Dataset) -> None:
-        measure_test(study, data, Path(cfg.output_dir), cfg.proxy.device, cfg.search.worker)
+    def write(study: optuna.Study, data: Dataset, interrupted: bool) -> None:
+        if not interrupted:
+            measure_test(study, data, Path(cfg.output_dir), cfg.proxy.device, cfg.search.worker)
         written.append(write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=data.shape,
                                      artifact_dir=cfg.artifact_dir))
 

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from search_spaces import Arch
 
 from ..complexity import complexity
 from ..errors import ConfigError, DataError
-from ..files import atomic_write
+from ..files import atomic_write, exclusive
 from ..model import MAX_MPARAMS, build_model
 from .front import FrontMember
 
@@ -210,6 +211,26 @@ def _quiet_loggers(*names: str) -> Any:
             lg.setLevel(level)
 
 
+SCRATCH_LOCK = ".lock"  # held by the export building a scratch folder
+ABANDONED_S = 60.0  # a scratch folder unlocked for this long was left by an export that was killed
+
+
+def _remove_abandoned_scratch(folder: Path) -> None:
+    """Remove the scratch folders (`.<name>.*`) that exports of `folder` killed midway left: those
+    whose lock no process holds and that have not changed for ABANDONED_S."""
+    import shutil
+
+    for scratch in folder.parent.glob(f".{folder.name}.*"):
+        try:
+            if not scratch.is_dir() or time.time() - scratch.stat().st_mtime < ABANDONED_S:
+                continue
+            with exclusive(scratch / SCRATCH_LOCK) as abandoned:
+                if abandoned:
+                    shutil.rmtree(scratch, ignore_errors=True)
+        except OSError:
+            continue  # removed by another export meanwhile
+
+
 def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dict[str, Any], command: str,
                  max_mparams: float | None = MAX_MPARAMS, speed_s: float = 1.0) -> None:
     """A folder users can deploy from: arch.yaml, weights.pt (when trained), model.onnx,
@@ -218,9 +239,12 @@ def export_model(arch: Arch, folder: Path, *, weights: Path | None, metrics: dic
     model = build_model(arch, max_mparams=max_mparams)
     state = None if weights is None else load_weights(model, weights)  # before anything is written
     folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_scratch(folder)
     # Built in a scratch folder beside it and swapped in whole: a failure leaves no half-made folder,
-    # and an earlier export stays as it was.
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as scratch:
+    # and an earlier export stays as it was. The scratch folder's lock tells a live export's apart
+    # from one a killed export left.
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as scratch, \
+            exclusive(Path(scratch) / SCRATCH_LOCK):
         staged = Path(scratch) / folder.name
         staged.mkdir()
         if state is not None:

@@ -23,7 +23,7 @@ from ..probes import check_device, check_folder
 from ..complexity import complexity
 from ..data import Dataset, Split, load_data
 from ..errors import ConfigError
-from ..files import atomic_write
+from ..files import atomic_write, exclusive
 from ..model import build_model, check_size
 from ..search import NasConfig, open_finished_study
 from ..training import RunSettings, evaluate, fit, pick_device
@@ -36,7 +36,7 @@ __all__ = ["train_arch", "train_front", "train_full", "validate_train"]
 log = logging.getLogger(__name__)
 
 #: nas-train settings that choose what is trained or where, and leave a trained model as it is.
-_NOT_RECIPE = ("top_k", "device", "channels_last")
+_NOT_RECIPE = ("top_k", "device", "channels_last", "eval_batch_size")
 
 
 def validate_train(cfg: NasConfig) -> None:
@@ -80,7 +80,7 @@ def train_arch(arch: Arch, data: Dataset, cfg: NasConfig, *, command: str = "",
 
     started = time.perf_counter()
     result = fit(model, full, None, settings, mean=data.mean, std=data.std, device=device, on_epoch=on_epoch)
-    test_acc = evaluate(model, data.test, mean=data.mean, std=data.std, device=device)
+    test_acc = evaluate(model, data.test, mean=data.mean, std=data.std, device=device, batch_size=t.eval_batch_size)
     cost = complexity(arch)
     metrics = {
         "genotype": arch.genotype(),
@@ -107,11 +107,8 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     deployable folder (weights, ONNX, CPU speed, model card) under runs/<study>/models/.
 
     Resumable per model: a member whose `export/trial_NNNN.metrics.json` was made with the same
-    recipe is not trained again. Returns the metrics of the members trained, best first."""
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-
+    recipe is not trained again; one nas-train at a time per study folder (a second is refused).
+    Returns the metrics of the members trained, best first."""
     validate_train(cfg)
     study = open_finished_study(cfg)
     front = sorted(pareto_front(trained_members(study.get_trials(deepcopy=False))), key=lambda c: -c.val_acc)
@@ -120,7 +117,21 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     chosen = front[: cfg.train.top_k] if cfg.train.top_k else front
     folder = Path(cfg.output_dir) / "export"
     check_folder("output_dir", folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    with exclusive(folder / ".nas-train.lock") as mine:
+        if not mine:
+            raise ConfigError("study.name", f"another nas-train is training the front of study {study.study_name!r} now "
+                                            f"(it holds {folder / '.nas-train.lock'}); wait for it to finish, and "
+                                            "run this again to train what it left")
+        return _train_chosen(cfg, study, chosen, folder, command, progress)
+
+
+def _train_chosen(cfg: NasConfig, study: Any, chosen: list[Any], folder: Path, command: str,
+                  progress: bool) -> list[dict[str, Any]]:
+    """`train_front`'s work, under its lock: train the chosen members not trained with this recipe
+    yet, then export the front."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     # What makes a training: not which members are chosen (top_k) nor where it runs (device).
     recipe = {**{k: v for k, v in asdict(cfg.train).items() if k not in _NOT_RECIPE}, "data": cfg.data.name}
     todo, done = [], []

@@ -16,7 +16,7 @@ from ..attrs import StudyAttr, TrialAttr
 from ..data import Dataset
 from ..errors import DataError
 from ..model import build_model
-from ..training import evaluate, pick_device
+from ..training import evaluate, memory_format, pick_device
 from .export import load_weights
 from .front import outcome
 
@@ -46,7 +46,8 @@ def measure_test(study: optuna.Study, data: Dataset, output_dir: Path, device: s
         except DataError as err:
             log.warning("trial %d: %s", member.trial, err)
             continue
-        acc = evaluate(model.to(target), data.test, mean=data.mean, std=data.std, device=target)
+        model = model.to(target, memory_format=memory_format(target))
+        acc = evaluate(model, data.test, mean=data.mean, std=data.std, device=target)
         study.set_user_attr(StudyAttr.TEST_ACC, {**study.user_attrs.get(StudyAttr.TEST_ACC, {}), str(member.trial): acc})
         scored += 1
     log.info("test accuracy measured for %d network(s) of the front (the test split's only use)", scored)

@@ -23,14 +23,14 @@ from search_spaces import Budget, DataShape, get_space
 
 from ..attrs import Status, StudyAttr, TrialAttr
 from ..data import Dataset, load_data
-from ..errors import SearchAborted
+from ..errors import ConfigError, SearchAborted
 from ..files import atomic_write
 from ..secrets import redact
-from ..training import pick_device
+from ..training import pick_device, warm_up
 from .budget import probe_budget
 from .config import NasConfig, validate
 from .ladder import ladder_for
-from .liveness import fail_dead_trials
+from .liveness import fail_dead_trials, live_workers
 from .objective import Objective, run_settings
 from .references import enqueue_references
 from .storage import make_storage, open_study
@@ -55,7 +55,8 @@ class SearchRun:
 
 
 #: What the loop calls when it stops, finished or interrupted: write what the study holds.
-OnStop = Callable[[optuna.Study, Dataset], None]
+#: `interrupted` is true when it stops on Ctrl-C (or SIGTERM), which should not wait for long work.
+OnStop = Callable[[optuna.Study, Dataset, bool], None]
 
 
 def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = True,
@@ -102,21 +103,36 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
     log.info(ladder.describe(cfg.search.n_trials, h.keep if h.active(cfg.objective.pruner) else None,
                              len(study.user_attrs.get(StudyAttr.REFERENCES, []))))
     workers, threads = plan_workers(cfg.search.workers, device)
+    _check_workers_free(cfg, study, workers)
     try:
         if workers > 1:
             run_workers(search, cfg, study, workers, threads, dataset=dataset, progress=progress)
         else:
+            warm_up()
             _optimize(cfg, study, Objective(cfg, study, space, data, val, proxy.settings, ladder, device), progress)
     except KeyboardInterrupt:
         # Optuna has marked the current trial failed; what was trained so far is written out.
         if on_stop is not None:
-            on_stop(study, data)
+            on_stop(study, data, True)
         log.warning("interrupted: %d of %d architectures trained; run the same command to resume",
                     trial_counts(study)["trained"], cfg.search.n_trials)
         raise
     if on_stop is not None:
-        on_stop(study, data)
+        on_stop(study, data, False)
     return SearchRun(study, data.shape, trial_counts(study), time.perf_counter() - started, str(device), proxy.note)
+
+
+def _check_workers_free(cfg: NasConfig, study: optuna.Study, workers: int) -> None:
+    """Refuse worker indices that live processes already search this study with: a worker's index
+    is its sampler seed, so two workers of one index would draw the same architectures."""
+    busy = live_workers(study, 2 * cfg.storage.heartbeat_s)
+    taken = sorted(set(range(cfg.search.worker, cfg.search.worker + workers)) & set(busy))
+    if taken:
+        owner = busy[taken[0]]
+        raise ConfigError("search.worker", f"worker {taken[0]} already searches study {cfg.study.name} (process "
+                                           f"{owner.get('pid')} on {owner.get('host')}), and a second with its index "
+                                           f"would draw the same architectures (allowed: search.worker={max(busy) + 1} "
+                                           "or above for another search on this study)")
 
 
 def _record_run(cfg: NasConfig) -> None:

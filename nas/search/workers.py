@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,12 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
-def _interrupt(signum: int, frame: Any) -> None:
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """The first SIGINT or SIGTERM ends the worker's trial as interrupted; later ones are ignored,
+    so that the trial's failure is recorded whole (Ctrl-C at a terminal reaches the worker, and
+    then the parent's own stop signal follows it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -76,13 +82,17 @@ def _interrupt(signum: int, frame: Any) -> None:
 INTERRUPTED, STOPPED = 130, 2
 
 
-def _worker(search: Callable[..., Any], cfg: NasConfig, threads: int, parent: int, dataset: Dataset | None) -> None:
+def _worker(search: Callable[..., Any], cfg: NasConfig, threads: int, parent: int, dataset: Dataset | None,
+            quiet: tuple[int, list[Any]]) -> None:
     """A worker process: the search loop (`search`, `nas.search.study.search`) on the shared study,
-    without outputs or a progress bar."""
+    without outputs or a progress bar, as quiet as its parent (`quiet`: Optuna's verbosity and the
+    warning filters, which a spawned interpreter does not inherit)."""
     from ..errors import ConfigError
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    optuna.logging.set_verbosity(quiet[0])
+    warnings.filters[:] = quiet[1]
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     torch.set_num_threads(threads)
     _watch_parent(parent)
     from tqdm import tqdm
@@ -122,8 +132,9 @@ def run_workers(search: Callable[..., Any], cfg: NasConfig, study: optuna.Study,
     n_trials = cfg.search.n_trials
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(search, _worker_config(cfg, index), threads, os.getpid(), dataset),
-                                  name=f"nas-worker{cfg.search.worker + index}", daemon=False)
+        quiet = (optuna.logging.get_verbosity(), list(warnings.filters))
+        process = context.Process(target=_worker, name=f"nas-worker{cfg.search.worker + index}", daemon=False,
+                                  args=(search, _worker_config(cfg, index), threads, os.getpid(), dataset, quiet))
         process.start()
         return process
 
