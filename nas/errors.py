@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -23,6 +24,9 @@ class DataError(RuntimeError):
 class SearchAborted(RuntimeError):
     """The search stopped itself: too many failed trials in a row. The study is kept."""
 
+
+#: Write errors a user fixes outside the program: a full disk or quota, a read-only filesystem.
+FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 #: What the command-line entry points report in one line (exit status 2) instead of a traceback.
 # FieldError covers ConfigError and the spec's ArchError.
@@ -48,3 +52,9 @@ def report_user_errors(main: Callable[[], Any], *, verbose: bool = False) -> Any
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except OSError as err:
+        if verbose or err.errno not in FULL_OR_READ_ONLY or not err.filename:
+            raise
+        print(f"error: cannot write {err.filename}: {err.strerror}; the study is kept: free some space, then run "
+              "the same command again (or nas-report) to write the outputs", file=sys.stderr)
+        raise SystemExit(2) from None

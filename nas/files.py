@@ -57,6 +57,15 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
+    try:
+        _write_replacing(path, data, mode)
+    except OSError as err:
+        if err.filename is None:  # os.write and fsync do not name the file: say which it was
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
+
+
+def _write_replacing(path: Path, data: str | bytes, mode: int) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)  # mkstemp makes its files private (0600)

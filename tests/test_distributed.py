@@ -97,6 +97,27 @@ def test_journal_on_redis(make_cfg, redis_url: str) -> None:
     _check_complete(study, 2, Path(cfg.output_dir) / "pareto.csv")
 
 
+def test_an_unreachable_redis_or_a_refused_password_is_one_line_naming_the_url(make_cfg, redis_url: str) -> None:
+    import redis
+
+    from .conftest import _free_port
+
+    closed = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    host = redis_url.removeprefix("redis://")
+    redis.Redis.from_url(redis_url).config_set("requirepass", "right")  # the (shared) server wants a password now
+    try:
+        for url, reason in ((closed, "Connection refused"), (f"redis://:s3cret@{host}", "invalid username-password")):
+            cfg = make_cfg("search.n_trials=1", "storage=journal", f"storage.url={url}", name="r")
+            with pytest.raises(ConfigError) as info:
+                run_search(cfg, progress=False)
+            shown = url.replace(":s3cret@", ":***@")
+            assert str(info.value).startswith(f"storage.url: cannot open {shown}: "), info.value
+            assert reason in str(info.value) and "s3cret" not in str(info.value), info.value
+            assert not Path(cfg.output_dir).exists()  # refused before anything was written
+    finally:
+        redis.Redis.from_url(f"redis://:right@{host}").config_set("requirepass", "")
+
+
 def _open_storage(url: str, barrier: Any, errors: Any) -> None:
     from types import SimpleNamespace
 

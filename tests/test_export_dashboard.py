@@ -196,6 +196,22 @@ def test_dashboard_serves_study_metric_names_trials_and_artifacts(make_cfg, tmp_
         server.wait(timeout=30)
 
 
+def test_a_dashboard_port_in_use_is_one_line(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("search.n_trials=1", name="dash")
+    run_search(cfg, progress=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "nas", "dashboard", "data=synthetic", "study.name=dash",
+                               f"output_dir={cfg.output_dir}", f"dashboard.port={port}"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (f"error: dashboard.port: 127.0.0.1:{port} is in use by another "
+                                                    "program (Address already in use); choose another dashboard.port")
+
+
 # -- bad weights files ------------------------------------------------------------------------------
 
 

@@ -216,6 +216,36 @@ def test_a_second_nas_train_on_one_front_is_refused_while_the_first_trains(make_
     assert len(train_front(cfg, progress=False)) == 1  # once the first is done
 
 
+def test_a_disk_full_while_writing_the_outputs_is_one_line_and_the_study_is_kept(make_cfg, monkeypatch, capsys) -> None:
+    import errno
+
+    import nas.files
+    from nas.errors import report_user_errors
+
+    cfg = make_cfg("search.n_trials=2")
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:  # where a full disk shows on a write flushed to it
+        if os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1].startswith(".pareto.png."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(nas.files.os, "fsync", full)
+    with pytest.raises(SystemExit) as exit_info:
+        report_user_errors(lambda: run_search(cfg, progress=False))
+    assert exit_info.value.code == 2
+    png = Path(cfg.output_dir) / "pareto.png"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: cannot write {png}: No space left on device; the study is kept: free some space, then run "
+        "the same command again (or nas-report) to write the outputs")
+    assert not png.exists() and not list(png.parent.glob(".pareto.png.*"))  # nothing half-written
+    monkeypatch.setattr(nas.files.os, "fsync", real_fsync)
+    report_front(cfg)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+    assert sum(t.user_attrs.get("status") == "admitted" for t in study.trials) == 2
+
+
 # -- shared run folders --------------------------------------------------------------------------------
 
 

@@ -239,11 +239,26 @@ def dashboard_main() -> None:
 
         study = open_finished_study(cfg)
         url = f"http://{cfg.dashboard.host}:{cfg.dashboard.port}/dashboard/studies/{study._study_id}"
+        _check_port(cfg.dashboard.host, cfg.dashboard.port)
         print(f"study {study.study_name}: {url}  (Ctrl-C to stop)")
         run_server(study._storage, host=cfg.dashboard.host, port=cfg.dashboard.port,
                    artifact_store=FileSystemArtifactStore(cfg.artifact_dir))
 
     run_hydra_app("search", task)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a dashboard port that another program listens on, before the server starts (it would
+    fail there with a traceback)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError("dashboard.port", f"{host}:{port} is in use by another program ({err.strerror}); "
+                                                "choose another dashboard.port") from None
 
 
 #: `python -m nas <command> [arguments]`: the entry points by the name of their command.

@@ -31,6 +31,7 @@ def make_storage(cfg: NasConfig) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalRedisBackend, JournalStorage
 
         if storage.url:
+            _check_redis(storage.url)
             return JournalStorage(JournalRedisBackend(with_password(storage.url)))
         path = Path(storage.path or Path(cfg.output_dir) / "journal.log")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +80,21 @@ def _create_with_umask(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except FileExistsError:
         pass
+
+
+def _check_redis(url: str) -> None:
+    """Reach the Redis server of a journal before the search starts (Optuna's backend connects on
+    first use, where an unreachable server or a refused password is a traceback)."""
+    try:
+        import redis
+    except ImportError:
+        raise ConfigError("storage.url", f"cannot open {redact(url)}: the redis client is not installed; "
+                                         "pip install 'budget-nas[workers]'") from None
+    try:
+        with redis.Redis.from_url(with_password(url), socket_connect_timeout=10) as client:
+            client.ping()
+    except (redis.exceptions.RedisError, ValueError) as err:  # ValueError: a URL redis cannot read
+        raise _cannot_open(url, err) from None
 
 
 def _cannot_open(url: str, err: Exception) -> ConfigError:
