@@ -81,6 +81,12 @@ def test_bad_search_input_is_one_line_status_2_and_writes_nothing(tmp_path: Path
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_refused_value_makes_no_hydra_run_folder(tmp_path: Path) -> None:
+    done = _run(SEARCH, ["data=synthetic", "hydra.run.dir=elsewhere/run", "proxy.epochs=0"], tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: proxy.epochs: 0 is not allowed"), done.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
     done = _run(SEARCH, ["data=synthetic", "proxy.epochs=0", "--verbose"], tmp_path)
     assert done.returncode != 0 and "Traceback" in done.stderr and "proxy.epochs" in done.stderr

@@ -51,7 +51,8 @@ HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg"
 
 def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
     """Compose the config as Hydra will and turn a composition error (unknown choice or key, a
-    value of the wrong type) into one line and exit status 2, before Hydra prints its own."""
+    value of the wrong type) or a value its field's rule refuses into one line and exit status 2,
+    before Hydra prints its own or makes any folder."""
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args) or verbose:
         return
     from hydra import compose, initialize_config_dir
@@ -59,10 +60,18 @@ def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from search_spaces.fields import check_fields
+
+    from ..errors import ConfigError
+
     overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
+            # The fields' own rules too: a value they refuse never reaches Hydra, which would make
+            # hydra.run.dir before the command could refuse it.
+            check_fields(OmegaConf.to_object(compose(config_name=config_name, overrides=overrides)), "", ConfigError)
+    except ConfigError as err:
+        message = str(err)
     except MissingConfigException as err:
         group, _, choice = str(err.missing_cfg_file).rpartition("/")
         options = [o for o in (err.options or []) if not o.endswith("_schema")]
