@@ -40,6 +40,17 @@ def _weights(kind: str) -> Callable[[Path], None]:
         path = next((work / "runs/done/export").glob("trial_*.pt"))
         if kind == "truncated":
             path.write_bytes(path.read_bytes()[:200])
+        elif kind == "bomb":  # the same archive, its entries deflated: 64 MB of zeros in a few hundred KB
+            import zipfile
+
+            import torch
+
+            saved = work / "bomb-src.pt"
+            torch.save({"x": torch.zeros(64 << 20, dtype=torch.uint8)}, saved)
+            with zipfile.ZipFile(saved) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+                for entry in src.infolist():
+                    dst.writestr(entry.filename, src.read(entry.filename))
+            saved.unlink()
         else:
             path.write_bytes(pickle.dumps({"stem.0.0.weight": Exception("not a tensor")}))
 
@@ -60,6 +71,11 @@ CASES: list[tuple[str, str, list[str], Callable[[Path], None] | None]] = [
     ("corrupt IDX `.gz` (not gzip)", "nas-search", ["data=fashion_mnist", "data.root=idx-corrupt"], None),
     ("corrupt PNG in an image folder", "nas-search", ["data=imagefolder", "data.root=png-corrupt"], None),
     ("truncated PNG in an image folder", "nas-search", ["data=imagefolder", "data.root=png-truncated"], None),
+    ("non-square IDX images (28x14)", "nas-search", ["data=fashion_mnist", "data.root=idx-nonsquare"], None),
+    ("an IDX test set of another image size", "nas-search", ["data=fashion_mnist", "data.root=idx-testsize"], None),
+    ("IDX sizes whose product overflows 64 bits", "nas-search", ["data=fashion_mnist", "data.root=idx-overflow"], None),
+    ("IDX files with no images", "nas-search", ["data=fashion_mnist", "data.root=idx-empty"], None),
+    ("5 training images in all", "nas-search", ["data=fashion_mnist", "data.root=idx-five"], None),
     ("image folder with one class", "nas-search", ["data=imagefolder", "data.root=one-class"], None),
     ("image folder with an empty class folder", "nas-search", ["data=imagefolder", "data.root=empty-class"], None),
     ("negative resolution, synthetic data", "nas-search", ["data=synthetic", "data.resolution=-3"], None),
@@ -68,20 +84,30 @@ CASES: list[tuple[str, str, list[str], Callable[[Path], None] | None]] = [
     ("a file where the run folder should be", "nas-search", ["data=synthetic", "output_dir=blocked/run"], None),
     ("non-ASCII study name", "nas-search", ["data=synthetic", "study.name=modèle"], None),
     ("CUDA asked for on a machine without it", "nas-search", ["data=synthetic", "proxy.device=cuda"], None),
-    ("proxy.epochs changed on a finished study", "nas-search", [*DONE, "proxy.epochs=3"], None),
+    ("proxy.epochs changed on a finished study", "nas-search", [*DONE, "proxy.epochs=2"], None),
     ("malformed storage URL", "nas-search", ["storage.url=sqlite//no-scheme.db"], None),
     ("PostgreSQL without a URL", "nas-search", ["storage=postgres"], None),
     ("unreachable database (password in URL)", "nas-search",
      ["storage=postgres", "storage.url=postgresql://nas:secret@127.0.0.1:9/nas"], None),
+    ("unreachable Redis for the journal (password in URL)", "nas-search",
+     ["data=synthetic", "storage=journal", "storage.url=redis://:secret@127.0.0.1:9/0"], None),
+    ("a refused value with `hydra.run.dir` set", "nas-search", ["data=synthetic", "hydra.run.dir=elsewhere",
+                                                                 "proxy.epochs=0"], None),
     ("unreadable architecture YAML", "nas-train", ["bad.yaml", "data=synthetic"], None),
     ("groups that cannot divide the widths", "nas-train", ["groups.yaml", "data=synthetic"], None),
     ("foreign `_target_` in a YAML", "nas-train", ["target.yaml", "data=synthetic"], None),
     ("`repeats: 1000000`", "nas-train", ["million.yaml", "data=synthetic"], None),
     ("a network of 2.3 billion parameters", "nas-train", ["wide.yaml", "data=synthetic"], None),
     ("`repeats: 1000000000000`", "nas-complexity", ["trillion.yaml"], None),
+    ("a 5,000-digit repeat count", "nas-complexity", ["digits.yaml"], None),
+    ("a billion-laughs YAML (aliases expanding to 387 million entries, 500 bytes)", "nas-complexity",
+     ["laughs.yaml"], None),
+    ("YAML nested 50,000 deep", "nas-complexity", ["nested.yaml"], None),
     ("a 20-digit repeat count in a genotype", "nas-complexity", [HUGE_GENOTYPE], None),
     ("truncated `trial_NNNN.pt`", "nas-export", DONE, _weights("truncated")),
     ("`trial_NNNN.pt` that weights-only loading refuses", "nas-export", DONE, _weights("pickled")),
+    ("a zip-bomb `trial_NNNN.pt` (compressed entries)", "nas-export", DONE, _weights("bomb")),
+    ("a dashboard port in use", "nas-dashboard", [*DONE, "dashboard.port=PORT_IN_USE"], None),
 ]
 
 # (title, program, arguments, the output line that shows it): cases that used to go wrong silently.
@@ -142,7 +168,7 @@ FAULTS = """
 | an exception in the model (shape error) or in the data code | FAIL with the exception's type and message | as above | same test, `test_an_exception_in_the_data_code_fails_only_that_trial` |
 | a sampled network over `limits.max_mparams` | FAIL with `failure: ConfigError: limits.max_mparams: the architecture has ... M parameters, over the limit ...`, before it is built | as above | `test_a_search_fails_trials_over_the_parameter_limit_with_the_reason` |
 | every trial fails | the search stops after `search.max_failures` (10) failures in a row; the study is kept | `error: 10 trials failed in a row (search.max_failures=10); the last: ... The study is kept; fix the cause and re-run to resume.` and exit status 1 | `test_a_study_where_every_trial_fails_stops` |
-| the sampler keeps proposing over-budget architectures | stops after `search.max_rejected` (2000) rejections in a row | `error: budget.mflops: the sampler proposed 2000 over-budget architectures in a row ...`, exit 2 | - |
+| the sampler keeps proposing over-budget architectures | stops after `search.max_rejected` (2000) rejections in a row | `error: budget.mflops: the sampler proposed 2000 over-budget architectures in a row (search.max_rejected=2000); raise the budget or the limit`, exit 2; the sweeper the same with `hydra.sweeper.max_rejected` | - |
 | Ctrl-C (SIGINT) or SIGTERM during a trial | the current trial is marked FAIL with `failure: interrupted`; `pareto.csv`, `pareto.png` and `export/` are written for what was trained. SIGINT works also where the search inherited it as ignored (a job a script starts with `&`) | `interrupted: 1 of 2 architectures trained; run the same command to resume`, then `interrupted`, exit status 130 | `test_ctrl_c_ends_the_trial_cleanly_and_resume_completes` (foreground and background job) |
 | a worker killed with SIGKILL mid-trial | every trial records its process (host, pid namespace, pid, start time). On the same host, the next run (or any worker there) sees that process gone and marks the trial FAIL at once; a trial of another host is marked FAIL once its heartbeat lapses (2 x `storage.heartbeat_s`, default 120 s) and no process of it is alive here. A live worker's trial is never touched. The study ends with exactly `search.n_trials` trained architectures, none twice | a warning `trial 3 marked failed: killed: its process 4242 on HOST ended without finishing it` (or `lost: no heartbeat for over 120 s from its worker on HOST`), the same text as the trial's `failure`; the search goes on without waiting | `test_killed_worker_trial_is_failed_and_resume_reaches_exactly_n`, `test_resuming_after_a_sigkill_fails_the_dead_runs_trial_at_once_and_goes_on`, `test_dead_trials_are_told_from_live_ones_by_host_pid_and_heartbeat` |
 | a kill while outputs are written | every output file is written to a temporary file in the same folder and renamed into place, so a reader never sees half a CSV, PNG, YAML, JSON or weights file; a model folder of `nas-export` is built beside its place and swapped in whole | - | `test_export_refuses_bad_weights_naming_the_file_and_leaves_no_folder_behind` |
@@ -154,6 +180,11 @@ FAULTS = """
 | a sweeper job that returns no number (None, a string, a dict) or calls `sys.exit` | the trial fails with the reason and the sweep goes on; every sweeper trial records its process, so a sweep killed mid-job has its trials failed and their slots trained again when it is resumed | the trial's `failure`: `job returned None; expected 1 finite number(s)`, `the job exited (SystemExit: 3) instead of returning its objective(s)` | `test_jobs_that_return_no_number_or_exit_fail_with_the_reason_and_the_sweep_goes_on` |
 | the disk fills while a journal record is written (`storage=journal`) | the record is cut short, without its newline; before the next record is appended (by `nas-search`, `nas-report`, any worker, under the journal's lock) the cut one is removed, so the journal stays readable by Optuna | a warning `...journal.log: removed a record cut short at its end (N bytes; ...)` | `test_a_journal_cut_short_by_a_full_disk_is_repaired_before_the_next_append`, `test_nas_report_on_a_torn_journal_leaves_it_readable` |
 | a journal damaged before that repair existed (a record glued onto a cut one) | refused before anything is written | `error: storage.path: runs/x/journal.log is damaged: line 9 begins with 7 bytes of a record cut short, glued to the next one; delete those first 7 bytes of the line to repair it` | `test_a_record_glued_onto_a_torn_one_is_refused_saying_where_and_how` |
+| Ctrl-C at a terminal (or SIGINT to the command alone) with built-in workers (`search.workers`) | the parent and each worker are interrupted once (a worker ignores the parent's stop signal that follows the terminal's), each worker's trial is marked FAIL with `failure: interrupted`, the outputs are written from what the study holds (test accuracy is left for the finished search), no worker outlives the command, and the same command resumes | `interrupted: N of M architectures trained; run the same command to resume`, then `interrupted`, exit status 130 | `test_ctrl_c_stops_every_worker_cleanly_and_the_same_command_resumes` (both ways) |
+| a second search with a worker index that a live process already searches the study with (two `nas-search` without `search.worker`) | refused before it trains: a worker's index is its sampler seed, so two of one index would train the same architectures | `error: search.worker: worker 0 already searches study w (process 4242 on HOST), and a second with its index would draw the same architectures (allowed: search.worker=2 or above for another search on this study)` | `test_a_second_search_with_a_worker_index_in_use_is_refused` |
+| two `nas-train` on one front at once | the first holds a lock on `export/.nas-train.lock` (released with its process, also when killed); the second is refused before it trains anything | `error: study.name: another nas-train is training the front of study 'x' now (it holds .../export/.nas-train.lock); wait for it to finish, and run this again to train what it left` | `test_a_second_nas_train_on_one_front_is_refused_while_the_first_trains` |
+| `kill -9` during an export | the hidden scratch folder (`models/.trial_NNNN.*`) it was building is removed by the next export, once no process holds its lock and it has not changed for a minute; a live export's is left alone | - | `test_scratch_folders_of_a_killed_export_are_removed_and_a_live_ones_kept` |
+| the disk fills (or a quota, or a read-only filesystem) while the outputs are written | the file being written is not replaced (no half-written `pareto.png`, no temporary left); the study is kept | `error: cannot write runs/x/pareto.png: No space left on device; the study is kept: free some space, then run the same command again (or nas-report) to write the outputs`, exit 2 | `test_a_disk_full_while_writing_the_outputs_is_one_line_and_the_study_is_kept` |
 | a storage password on the command line (`storage.url=postgresql://USER:PASSWORD@...`, also with `-m`) | the password leaves the command line before Hydra records it and reaches the workers in `NAS_STORAGE_PASSWORD`: it is in no file of the run (multirun.yaml, configs, logs) and in no line printed, a refused start included | URLs shown as `postgresql://USER:***@...` | `test_a_multirun_on_postgresql_writes_and_prints_its_password_nowhere`, `test_redact_hides_every_form_of_password` |
 
 With the journal storage (`storage=journal`) Optuna has no heartbeats: a killed worker's trial is
@@ -164,11 +195,22 @@ Use SQLite or PostgreSQL where workers on several machines may be killed.
 
 - `Arch.from_yaml` parses with `yaml.safe_load` (no Python tags) and accepts only
   `_target_: search_spaces.build_network`, checked before anything is imported
-  (`test_arch_yaml_cannot_name_another_target_or_python_objects`). `hydra.utils.instantiate` on a
+  (`test_arch_yaml_cannot_name_another_target_or_python_objects`). Before a spec is built, its
+  parser events are checked: aliases (`*name`, with which 500 bytes expand to hundreds of millions
+  of entries) are refused, and so is nesting deeper than 16 levels or a file over 1 MB; a value in
+  an error message is shown shortened (`test_a_billion_laughs_architecture_is_refused_without_expanding_it`,
+  `test_an_architecture_nested_50000_deep_is_one_line`, `test_a_huge_architecture_file_is_refused_before_it_is_read`,
+  `test_a_long_value_in_an_architecture_is_shown_shortened`). `hydra.utils.instantiate` on a
   file you did not write imports whatever its `_target_` names: load such files with
   `nas.Arch.from_yaml` instead.
 - Weights files are read with `torch.load(..., weights_only=True)`: a file holding Python objects is
   refused with one line, as is a corrupt one or another network's (`nas-export`, `nas.load_model`).
+  Before it is read, a file with compressed entries (a zip bomb: `torch.save` writes none) or many
+  times the size of its network's tensors is refused, so that loading costs no more memory than
+  the file (`test_a_zip_bomb_weights_file_is_refused_before_it_is_inflated`).
+- Images are read at their depth: a 16-bit grey PNG is scaled to 8 bits (0..65535 to 0..255),
+  where converting it clipped 99% of a dark image's pixels to white
+  (`test_16_bit_grey_pngs_are_scaled_to_8_bits_not_clipped`).
 - CIFAR's files are Python pickles by design; they are read by an unpickler that builds nothing
   but NumPy arrays, lists, bytes and numbers, so a planted file (`.data/cifar-10-batches-py/` is
   looked in by default) cannot run code: it is refused with one line naming the file and what it asked for,
@@ -221,6 +263,23 @@ def make_inputs(work: Path) -> None:
     noisy = io.BytesIO()
     Image.effect_noise((32, 32), 50).save(noisy, format="PNG")
     (work / "png-truncated/dog/1.png").write_bytes(noisy.getvalue()[:-200])
+    _idx_folder(work / "idx-nonsquare")
+    _idx(work / "idx-nonsquare/train-images-idx3-ubyte.gz", np.zeros((60, 28, 14)))
+    _idx_folder(work / "idx-testsize")
+    _idx(work / "idx-testsize/t10k-images-idx3-ubyte.gz", np.zeros((20, 32, 32)))
+    _idx_folder(work / "idx-overflow")
+    (work / "idx-overflow/train-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1)))
+    _idx_folder(work / "idx-empty")
+    _idx(work / "idx-empty/train-images-idx3-ubyte.gz", np.zeros((0, 28, 28)))
+    _idx(work / "idx-empty/train-labels-idx1-ubyte.gz", np.zeros((0,)))
+    _idx_folder(work / "idx-five")
+    _idx(work / "idx-five/train-images-idx3-ubyte.gz", np.zeros((5, 28, 28)))
+    _idx(work / "idx-five/train-labels-idx1-ubyte.gz", np.arange(5))
+    (work / "digits.yaml").write_text(good.replace("repeats: 8", "repeats: " + "9" * 5000))
+    levels = "".join(f"  - &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]\n" for k in range(1, 10))
+    (work / "laughs.yaml").write_text("stem:\n  - &l0 lol\n" + levels + "stages: []\n")
+    (work / "nested.yaml").write_text("[" * 50_000)
     _image_folder(work / "one-class", {"cat": 6})
     _image_folder(work / "empty-class", {"cat": 6, "dog": 6, "eel": 0})
     _image_folder(work / "grey28", {"coat": 6, "shirt": 6}, mode="L", size=(28, 28))
@@ -253,14 +312,22 @@ def main() -> None:
         print(HEADER)
         print("| input | command | exit | what the user sees (stderr) | files written |")
         print("|---|---|---|---|---|")
+        import socket
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = str(listener.getsockname()[1])
         for title, program, args, prepare in CASES:
             if prepare is not None:
                 prepare(work)
+            args = [a.replace("PORT_IN_USE", port) for a in args]
             before = set(work.rglob("*"))
             result = run(work, program, args)
             written = sorted(str(p.relative_to(work)) for p in set(work.rglob("*")) - before)
             print(f"| {title} | `{program} {_cell(' '.join(args), work)}` | {result.returncode} | "
                   f"`{_cell(result.stderr, work)}` | {', '.join(written) or 'none'} |")
+        listener.close()
         print(WORKING_HEADER)
         for title, program, args, pattern in WORKING:
             result = run(work, program, args)

@@ -90,8 +90,9 @@ def _check_redis(url: str) -> None:
     except ImportError:
         raise ConfigError("storage.url", f"cannot open {redact(url)}: the redis client is not installed; "
                                          "pip install 'budget-nas[workers]'") from None
+    url = with_password(url)
     try:
-        with redis.Redis.from_url(with_password(url), socket_connect_timeout=10) as client:
+        with redis.Redis.from_url(url, socket_connect_timeout=10) as client:
             client.ping()
     except (redis.exceptions.RedisError, ValueError) as err:  # ValueError: a URL redis cannot read
         raise _cannot_open(url, err) from None
