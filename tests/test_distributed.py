@@ -340,12 +340,15 @@ def test_a_second_search_with_a_worker_index_in_use_is_refused(tmp_path: Path, m
     search = _start_search(tmp_path, "search.n_trials=4", "proxy.train_fraction=1.0")  # trials of 10 s and more
     try:
         _running_trials(tmp_path, search, count=2)  # workers 0 and 1 train
+        recorded = tmp_path / "runs" / "w" / "config-worker0.yaml"
+        first = recorded.read_text()
         with pytest.raises(ConfigError) as info:
             run_search(make_cfg("search.n_trials=4", "proxy.train_fraction=1.0", "storage.heartbeat_s=1", name="w"),
                        progress=False)
     finally:
         os.kill(search.pid, signal.SIGINT)
         search.communicate(timeout=90)
+    assert recorded.read_text() == first  # the live worker's record is left as it was
     assert re.fullmatch(r"search\.worker: worker 0 already searches study w \(process \d+ on .+\), and a second "
                         r"with its index would draw the same architectures \(allowed: search\.worker=2 or above for "
                         r"another search on this study\)", str(info.value)), info.value

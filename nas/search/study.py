@@ -84,6 +84,8 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
 
     storage = make_storage(cfg)  # the first write
     study = open_study(cfg, data.shape, storage, sampler, pruner)
+    workers, threads = plan_workers(cfg.search.workers, device)
+    _check_workers_free(cfg, study, workers)  # before this run's files replace a live worker's
     if StudyAttr.DATA_MEAN not in study.user_attrs:  # what exported models need to normalise their inputs
         study.set_user_attr(StudyAttr.DATA_MEAN, [round(v, 6) for v in data.mean])
         study.set_user_attr(StudyAttr.DATA_STD, [round(v, 6) for v in data.std])
@@ -102,8 +104,6 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
     h = cfg.search.halving
     log.info(ladder.describe(cfg.search.n_trials, h.keep if h.active(cfg.objective.pruner) else None,
                              len(study.user_attrs.get(StudyAttr.REFERENCES, []))))
-    workers, threads = plan_workers(cfg.search.workers, device)
-    _check_workers_free(cfg, study, workers)
     try:
         if workers > 1:
             run_workers(search, cfg, study, workers, threads, dataset=dataset, progress=progress)
