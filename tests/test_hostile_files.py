@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,22 @@ def test_nas_report_on_an_empty_database_writes_nothing_into_it(make_cfg) -> Non
     with pytest.raises(ConfigError, match=r"^study.name: no study 't': .*study.db is empty \(run nas-search first\)"):
         report_front(cfg)
     assert database.stat().st_size == 0
+
+
+def test_nas_search_on_a_database_emptied_long_ago_refuses_it_and_leaves_it(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=1")
+    database = Path(cfg.storage.url.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True)
+    database.touch()
+    old = time.time() - 3600  # emptied an hour ago: not a file another worker is creating now
+    os.utime(database, (old, old))
+    with pytest.raises(ConfigError) as info:
+        run_search(cfg, progress=False)
+    assert str(info.value) == (f"storage.url: {database} is empty (0 bytes), which no study database is: it was cut "
+                               "short or made by hand; move it away to start a new search there")
+    assert database.stat().st_size == 0
+    database.touch()  # as a worker starting a moment earlier leaves it: taken as a new database
+    assert run_search(cfg, progress=False).trained == 1
 
 
 # -- small files that would cost memory or recursion ------------------------------------------------

@@ -79,7 +79,23 @@ def _create_with_umask(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except FileExistsError:
-        pass
+        _check_not_emptied(path)
+
+
+#: A database file this long without its tables is not one another worker is creating right now.
+EMPTY_GRACE_S = 60.0
+
+
+def _check_not_emptied(path: Path) -> None:
+    """Refuse a SQLite file that exists but is empty (0 bytes) and has been for a while: a study
+    database cut to nothing (a full disk, a bad copy) or a file made by hand, which SQLite would
+    silently turn into a new, empty study. A file a worker created a moment ago is left alone."""
+    import time
+
+    stat = path.stat()
+    if stat.st_size == 0 and time.time() - stat.st_mtime > EMPTY_GRACE_S:
+        raise ConfigError("storage.url", f"{path} is empty (0 bytes), which no study database is: it was cut short "
+                                         "or made by hand; move it away to start a new search there")
 
 
 def _check_redis(url: str) -> None:
