@@ -90,8 +90,6 @@ def _check_not_emptied(path: Path) -> None:
     """Refuse a SQLite file that exists but is empty (0 bytes) and has been for a while: a study
     database cut to nothing (a full disk, a bad copy) or a file made by hand, which SQLite would
     silently turn into a new, empty study. A file a worker created a moment ago is left alone."""
-    import time
-
     stat = path.stat()
     if stat.st_size == 0 and time.time() - stat.st_mtime > EMPTY_GRACE_S:
         raise ConfigError("storage.url", f"{path} is empty (0 bytes), which no study database is: it was cut short "
