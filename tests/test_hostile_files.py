@@ -158,8 +158,10 @@ def test_the_front_export_removes_only_the_yamls_it_writes(tmp_path: Path) -> No
 
     (tmp_path / "trial_0099.yaml").write_text("a member that left the front")
     (tmp_path / "trial_0002_wider.yaml").write_text("a user's own variant")
+    (tmp_path / "trial_0098.yaml").write_text("a member that left the front after nas-train trained it")
+    (tmp_path / "trial_0098.pt").write_bytes(b"its weights")
     export_front([], tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["trial_0002_wider.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trial_0002_wider.yaml", "trial_0098.pt", "trial_0098.yaml"]
 
 
 def _front_member_files(cfg) -> tuple[Path, Path]:
@@ -215,6 +217,48 @@ def test_a_second_nas_train_on_one_front_is_refused_while_the_first_trains(make_
                                f"holds {lock}); wait for it to finish, and run this again to train what it left")
     assert not list((Path(cfg.output_dir) / "export").glob("*.pt"))  # nothing trained twice
     assert len(train_front(cfg, progress=False)) == 1  # once the first is done
+
+
+def test_nas_train_during_a_running_search_exports_what_it_trained_and_keeps_its_files(make_cfg, monkeypatch,
+                                                                                      caplog) -> None:
+    """The search goes on while nas-train trains: a better network pushes the members nas-train
+    chose off the front, and the search rewrites export/. nas-train still exports the members it
+    trained, and each keeps its YAML beside its weights."""
+    import nas.results.report
+    import nas.results.retrain
+    from nas.results import train_front, write_outputs
+    from nas.search import open_finished_study, study_shape, this_process
+
+    written: list[Path] = []
+    monkeypatch.setattr(nas.results.report, "export_model", lambda arch, folder, **_: written.append(folder))
+    cfg = make_cfg("search.n_trials=2", "train.epochs=1")
+    run_search(cfg, progress=False)
+    train_arch = nas.results.retrain.train_arch
+
+    def while_the_search_goes_on(*args, **kwargs):
+        # What the running search does meanwhile: a trial that dominates the whole front, then
+        # its outputs written again.
+        study = open_finished_study(cfg)
+        best = max((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.values[0])
+        study.add_trial(optuna.trial.create_trial(
+            params=best.params, distributions=best.distributions, values=[1.0, 1.0],
+            user_attrs={**best.user_attrs, "val_acc": 1.0, "macs": 1}, system_attrs=best.system_attrs))
+        write_outputs(study, Path(cfg.output_dir), budget_mflops=cfg.budget.mflops, shape=study_shape(study))
+        return train_arch(*args, **kwargs)
+
+    monkeypatch.setattr(nas.results.retrain, "train_arch", while_the_search_goes_on)
+    # A worker of the search, alive, in the middle of a trial.
+    open_finished_study(cfg).add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, user_attrs={"worker": 0, "process": this_process()}))
+    trained = train_front(cfg, progress=False)
+    assert f"the search of study {cfg.study.name} is still running (1 worker(s))" in caplog.text
+    assert "left the front since nas-train chose them (the search went on); exported all the same" in caplog.text
+    assert trained, "nothing trained"
+    export = Path(cfg.output_dir) / "export"
+    assert sorted(f.name for f in written) == sorted(f"trial_{m['trial']:04d}" for m in trained)
+    for m in trained:
+        assert (export / f"trial_{m['trial']:04d}.pt").is_file()
+        assert (export / f"trial_{m['trial']:04d}.yaml").is_file(), "a trained member's YAML was deleted"
 
 
 def test_a_disk_full_while_writing_the_outputs_is_one_line_and_the_study_is_kept(make_cfg, monkeypatch, capsys) -> None:

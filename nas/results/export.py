@@ -36,7 +36,8 @@ ONNX_TOLERANCE = 1e-4
 
 def export_front(front: Sequence[FrontMember], folder: Path) -> dict[int, str]:
     """Write `trial_NNNN.yaml` for each front member and drop the YAMLs of trials that left the
-    front; returns {trial number: path}."""
+    front, except those nas-train trained (weights or metrics beside them: the YAML stays with its
+    model); returns {trial number: path}."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for c in front:
@@ -47,7 +48,8 @@ def export_front(front: Sequence[FrontMember], folder: Path) -> dict[int, str]:
         paths[c.trial] = str(path)
     for stale in folder.glob("trial_*.yaml"):
         # Only the files this writes (trial_NNNN.yaml): a user's trial_0002_wider.yaml stays.
-        if re.fullmatch(r"trial_\d{4,}\.yaml", stale.name) and str(stale) not in paths.values():
+        if (re.fullmatch(r"trial_\d{4,}\.yaml", stale.name) and str(stale) not in paths.values()
+                and not any(stale.with_suffix(s).exists() for s in (".pt", ".metrics.json"))):
             stale.unlink()
     return paths
 

@@ -41,12 +41,18 @@ def report_front(cfg: NasConfig) -> FrontReport:
 
 
 def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] | None = None) -> list[Path]:
-    """A deployable folder per Pareto architecture under runs/<study>/models/ (see export_model);
-    only those of `trials` when given."""
+    """A deployable folder per Pareto architecture under runs/<study>/models/ (see export_model).
+    With `trials` (what nas-train chose from the front and trained), those trials, on the front
+    or not: a search still running may have pushed them off it meanwhile."""
     study = open_finished_study(cfg)
-    front = pareto_front(trained_members(study.get_trials(deepcopy=False), study.user_attrs.get(StudyAttr.TEST_ACC)))
+    trained = trained_members(study.get_trials(deepcopy=False), study.user_attrs.get(StudyAttr.TEST_ACC))
+    front = pareto_front(trained)
     if trials is not None:
-        front = [c for c in front if c.trial in trials]
+        left = sorted(set(trials) - {c.trial for c in front})
+        if left:
+            log.warning("trial(s) %s left the front since nas-train chose them (the search went on); exported all the same",
+                        ", ".join(map(str, left)))
+        front = sorted((c for c in trained if c.trial in trials), key=lambda c: (c.macs, -c.val_acc, c.trial))
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture to export yet")
     data_name = study.user_attrs.get(StudyAttr.DATA, "?")

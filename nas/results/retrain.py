@@ -25,7 +25,7 @@ from ..data import Dataset, Split, load_data
 from ..errors import ConfigError
 from ..files import atomic_write, exclusive
 from ..model import build_model, check_size
-from ..search import NasConfig, open_finished_study
+from ..search import NasConfig, live_workers, open_finished_study
 from ..training import RunSettings, evaluate, fit, pick_device
 from .export import read_training_metrics
 from .front import pareto_front, trained_members
@@ -115,6 +115,10 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture yet (run nas-search first)")
     chosen = front[: cfg.train.top_k] if cfg.train.top_k else front
+    running = live_workers(study, 2 * cfg.storage.heartbeat_s)
+    if running:
+        log.warning("the search of study %s is still running (%d worker(s)): training its front as it stands now "
+                    "(trials %s)", study.study_name, len(running), ", ".join(str(c.trial) for c in chosen))
     folder = Path(cfg.output_dir) / "export"
     check_folder("output_dir", folder)
     with exclusive(folder / ".nas-train.lock") as mine:
