@@ -9,13 +9,31 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import types
+
+from . import search
+from .apps import api as _api
+from .apps.api import load_study  # noqa: F401 (exported)
+
 # Imported at once: the function must shadow its own module's name, `nas.complexity`.
 from .complexity import Complexity, complexity  # noqa: F401 (exported)
 
-_EXPORTS = {"Arch": "search_spaces", "ArchError": "search_spaces", "Network": "search_spaces",
-            "build_model": "nas.model", "load_model": "nas.results"}
 
-__all__ = sorted(["Complexity", "complexity", *_EXPORTS])
+class _SearchPackage(types.ModuleType):
+    """`nas.search` is the engine's package and, called, the Python API's search
+    (`nas.apps.api.search`): `nas.search("budget.mflops=5", data=(x, y))`. Its modules import as
+    any package's do (`import nas.search.study`)."""
+
+    __call__ = staticmethod(_api.search)
+
+
+search.__class__ = _SearchPackage
+
+_EXPORTS = {"Arch": "search_spaces", "ArchError": "search_spaces", "Network": "search_spaces",
+            "build_model": "nas.model", "load_model": "nas.results", "latency": "nas.results", "Latency": "nas.results", "SearchResult": "nas.apps",
+            "ConfigError": "nas.errors", "DataError": "nas.errors"}
+
+__all__ = sorted(["Complexity", "complexity", "load_study", "search", *_EXPORTS])
 
 
 def __getattr__(name: str) -> Any:

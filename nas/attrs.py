@@ -64,6 +64,7 @@ class StudyAttr(StrEnum):
     BUDGET_MFLOPS = "budget_mflops"
     BUDGET_MPARAMS = "budget_mparams"
     PROXY_SETTINGS = "proxy_settings"  # the settings every trial is scored with, by config field
+    DATA_FINGERPRINT = "data_fingerprint"  # digest of the training and validation images and labels (nas.data.fingerprint)
     DATA_MEAN = "data_mean"
     DATA_STD = "data_std"
     HYPERVOLUME = "hypervolume"

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import report_user_errors
 from ..secrets import hide_passwords
 
-__all__ = ["CONF_DIR", "quiet_optuna", "register_configs", "run_hydra_app"]
+__all__ = ["CONF_DIR", "compose_config", "quiet_optuna", "register_configs", "run_hydra_app"]
 
 
 def _conf_dir() -> Path:
@@ -49,13 +49,12 @@ HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg"
                "-cd", "--config-dir", "-p", "--package", "--experimental-rerun")
 
 
-def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
-    """Compose the config as Hydra will and turn a composition error (unknown choice or key, a
-    value of the wrong type) or a value its field's rule refuses into one line and exit status 2,
-    before Hydra prints its own or makes any folder."""
-    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args) or verbose:
-        return
+def compose_config(config_name: str, overrides: list[str]) -> Any:
+    """The config `overrides` make of `conf/<config_name>.yaml`, as its dataclass (`NasConfig`),
+    with every field's rule applied: a composition error (unknown choice or key, a value of the
+    wrong type) or a refused value is a `ConfigError` naming the field."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -64,28 +63,42 @@ def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
 
     from ..errors import ConfigError
 
-    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    register_configs()
+    # Called inside a Hydra app (a job that searches), Hydra is initialized already: set aside.
+    outer = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            # The fields' own rules too: a value they refuse never reaches Hydra, which would make
-            # hydra.run.dir before the command could refuse it.
-            check_fields(OmegaConf.to_object(compose(config_name=config_name, overrides=overrides)), "", ConfigError)
-    except ConfigError as err:
-        message = str(err)
+            settings = OmegaConf.to_object(compose(config_name=config_name, overrides=overrides))
     except MissingConfigException as err:
         group, _, choice = str(err.missing_cfg_file).rpartition("/")
         options = [o for o in (err.options or []) if not o.endswith("_schema")]
-        message = f"{group or 'config'}: {choice!r} is not available (allowed: {', '.join(options)})"
+        raise ConfigError(group or "config", f"{choice!r} is not available (allowed: {', '.join(options)})") from None
     except (HydraException, OmegaConfBaseException) as err:
         cause = err.__cause__ if err.__cause__ is not None else err
         lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
         key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), "")
-        text = lines[0] if lines else type(err).__name__
-        message = f"{key}: {text}" if key else f"overrides: {text}"
-    else:
+        raise ConfigError(key or "overrides", lines[0] if lines else type(err).__name__) from None
+    finally:
+        if outer is not None:
+            GlobalHydra.instance().initialize(outer)
+    check_fields(settings, "", ConfigError)
+    return settings
+
+
+def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
+    """Compose the config as Hydra will (`compose_config`) and turn what it refuses into one line
+    and exit status 2, before Hydra prints its own error or makes any folder (the fields' rules
+    too: a value they refuse never reaches Hydra, which would make hydra.run.dir first)."""
+    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args) or verbose:
         return
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    from ..errors import ConfigError
+
+    try:
+        compose_config(config_name, [a for a in args if not a.lstrip("+~").startswith("hydra")])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _quote_non_ascii(args: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..errors import ConfigError
 from .cifar import read_cifar
 from .readers import Split, idx_dataset, imagefolder, synthetic
 
@@ -19,6 +20,13 @@ MNIST_HOW = (
     "Download the four *-ubyte.gz files of MNIST into .data/mnist or the folder you pass as data.root."
 )
 
+def in_python(root: str | None, **_: object) -> tuple[Split, Split, int]:
+    """`data=memory`: images and labels handed over from Python, which no file holds."""
+    raise ConfigError("data", "data=memory is data handed over from Python (nas.search(..., data=(images, labels))); "
+                              "there are no files to read it from: run this from Python with the data, or name a "
+                              "dataset (data=fashion_mnist, data=imagefolder data.root=FOLDER, ...)")
+
+
 #: Dataset readers by `data.name`; each returns (train, test, number of classes).
 DATASETS: dict[str, Callable[..., tuple[Split, Split, int]]] = {
     "fashion_mnist": idx_dataset(
@@ -29,4 +37,5 @@ DATASETS: dict[str, Callable[..., tuple[Split, Split, int]]] = {
     "cifar100": lambda root, **kw: read_cifar(root, fine=True),
     "imagefolder": imagefolder,
     "synthetic": synthetic,
+    "memory": in_python,
 }

@@ -23,7 +23,7 @@ NATIVE_SIZE = {"synthetic": (SYNTHETIC_SIZE, 1)}
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # fashion_mnist | mnist | cifar10 | cifar100 | imagefolder | synthetic
+    name: str = MISSING  # fashion_mnist | mnist | cifar10 | cifar100 | imagefolder | synthetic | memory (from Python)
     root: Optional[str] = None  # folder with the files; null searches the dataset's default places
     val_fraction: float = 0.1  # of the training set, held out to select architectures on
     split_seed: int = 0  # seed of the train/validation split

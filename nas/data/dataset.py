@@ -19,7 +19,7 @@ from .config import DataConfig
 from .catalog import DATASETS
 from .readers import Split
 
-__all__ = ["Dataset", "load_data", "load_dataset"]
+__all__ = ["Dataset", "check_enough", "load_data", "load_dataset", "normalization", "stratified_split"]
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,9 @@ def load_dataset(
     root = os.path.expandvars(root) if root else None
     train_full, test, classes = DATASETS[name](root, resolution=resolution, channels=channels)
     _check_fixed_size(name, train_full, resolution, channels)
-    _check_enough(name, train_full, test)
-    train, val = _stratified_split(train_full, val_fraction, split_seed)
-    scaled = train.images.float().div_(255)
-    mean = tuple(scaled.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(scaled.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    check_enough(name, train_full, test)
+    train, val = stratified_split(train_full, val_fraction, split_seed)
+    mean, std = normalization(train)
     log.info("%s: %d train, %d validation, %d test images of %s", name, len(train), len(val), len(test),
              "x".join(map(str, train.images.shape[1:])))
     return Dataset(name, train, val, test, classes, mean, std)
@@ -85,27 +83,35 @@ def _check_fixed_size(name: str, data: Split, resolution: int | None, channels: 
                                            f"(allowed: {ch}, or null)")
 
 
-def _check_enough(name: str, train: Split, test: Split) -> None:
-    """Enough images to split: two classes or more in the training files, each with at least two
-    images (one held out for validation, one to train on), and a test image."""
+def normalization(train: Split) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of the training images, on the 0..1 scale."""
+    scaled = train.images.float().div_(255)
+    return tuple(scaled.mean(dim=(0, 2, 3)).tolist()), tuple(scaled.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+
+
+def check_enough(name: str, train: Split, test: Split | None, per_class: int = 2) -> None:
+    """Enough images to split: two classes or more in the training images, each with at least
+    `per_class` images (two: one held out for validation, one to train on), and a test image
+    (`test` None: none is needed)."""
     labels, counts = torch.unique(train.labels, return_counts=True)
     if len(labels) < 2:
         raise DataError(f"data: {name}'s training images are all of one class; a classifier needs at least 2")
-    if int(counts.min()) < 2:
+    if int(counts.min()) < per_class:
         few = int(labels[counts.argmin()])
         raise DataError(f"data: {name}'s training images hold {len(train)} images, class {few} only "
-                        f"{int(counts.min())}; each class needs at least 2 (one is held out for validation)")
-    if len(test) == 0:
+                        f"{int(counts.min())}; each class needs at least {per_class}"
+                        f"{' (one is held out for validation)' if per_class == 2 else ''}")
+    if test is not None and len(test) == 0:
         raise DataError(f"data: {name} has no test images")
 
 
-def _stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+def stratified_split(data: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     gen = torch.Generator().manual_seed(seed)
     val_index = []
     for label in torch.unique(data.labels):
         members = torch.nonzero(data.labels == label).flatten()
         members = members[torch.randperm(len(members), generator=gen)]
-        # At least one image of each class held out, and one kept to train on (`_check_enough`).
+        # At least one image of each class held out, and one kept to train on (`check_enough`).
         val_index.append(members[: min(len(members) - 1, max(1, round(len(members) * fraction)))])
     val = torch.cat(val_index)
     mask = torch.ones(len(data), dtype=torch.bool)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -33,7 +33,7 @@ class FrontMember:
     macs: int
     params: int
     genotype: str
-    arch_yaml: str  # as the study stores it
+    arch_yaml: str = field(repr=False)  # as the study stores it
     test_acc: float | None = None  # measured once when the search ends (never used to select)
     reference: str | None = None  # a paper's network scaled to the budget (nas.search.references)
 

@@ -31,6 +31,9 @@ def measure_test(study: optuna.Study, data: Dataset, output_dir: Path, device: s
     todo = [m for m, _ in result.rows() if m.test_acc is None]
     if not todo:
         return 0
+    if len(data.test) == 0:
+        log.info("no test images (data handed over without a 'test' part): no test accuracy measured")
+        return 0
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     target = pick_device(device, worker)
     scored = 0

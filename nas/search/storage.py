@@ -173,8 +173,10 @@ def check_identity(study: optuna.Study, identity: dict[str, Any], field: str) ->
 
 
 def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseStorage,
-               sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner | None) -> optuna.Study:
-    """Create the study, or load it and check that it is the same search."""
+               sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner | None,
+               data_fingerprint: str | None = None) -> optuna.Study:
+    """Create the study, or load it and check that it is the same search (on the same data, when
+    `data_fingerprint` is given)."""
     pareto = cfg.objective.name == "pareto"
     study = optuna.create_study(
         storage=storage,
@@ -187,7 +189,21 @@ def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseSt
     if check_identity(study, _study_identity(cfg, shape), "study.name"):
         study.set_metric_names(["val_acc", "MMACs"] if pareto else ["val_acc"])
     _check_same_proxy(study, cfg)
+    if data_fingerprint is not None:
+        _check_same_data(study, cfg, data_fingerprint)
     return study
+
+
+def _check_same_data(study: optuna.Study, cfg: NasConfig, fingerprint: str) -> None:
+    """Record the data's fingerprint on a new study (or one from before it was recorded); refuse
+    to resume a study with other images or labels, whose trials could not be compared."""
+    stored = study.user_attrs.get(StudyAttr.DATA_FINGERPRINT)
+    if stored is None:
+        study.set_user_attr(StudyAttr.DATA_FINGERPRINT, fingerprint)
+    elif stored != fingerprint:
+        raise ConfigError("data", f"study {cfg.study.name!r} was searched on other images or labels (fingerprint "
+                                  f"{stored}; this data's is {fingerprint}): resume it with the data it was searched "
+                                  "on, or choose another study.name for a search on this data")
 
 
 #: Proxy fields that change how fast a trial is scored or what else is recorded, not its score.

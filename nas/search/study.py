@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import Budget, DataShape, get_space
 
 from ..attrs import Status, StudyAttr, TrialAttr
-from ..data import Dataset, load_data
+from ..data import Dataset, fingerprint, load_data
 from ..errors import ConfigError, SearchAborted
 from ..files import atomic_write
 from ..secrets import redact
@@ -83,7 +83,7 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
     val = data.val.subset(proxy.max_val_images, cfg.data.split_seed) if proxy.max_val_images else data.val
 
     storage = make_storage(cfg)  # the first write
-    study = open_study(cfg, data.shape, storage, sampler, pruner)
+    study = open_study(cfg, data.shape, storage, sampler, pruner, fingerprint(data))
     workers, threads = plan_workers(cfg.search.workers, device)
     _check_workers_free(cfg, study, workers)  # before this run's files replace a live worker's
     if StudyAttr.DATA_MEAN not in study.user_attrs:  # what exported models need to normalise their inputs
