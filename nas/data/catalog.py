@@ -20,6 +20,7 @@ MNIST_HOW = (
     "Download the four *-ubyte.gz files of MNIST into .data/mnist or the folder you pass as data.root."
 )
 
+
 def in_python(root: str | None, **_: object) -> tuple[Split, Split, int]:
     """`data=memory`: images and labels handed over from Python, which no file holds."""
     raise ConfigError("data", "data=memory is data handed over from Python (nas.search(..., data=(images, labels))); "
