@@ -47,17 +47,18 @@ def search(*overrides: str, data: Any = None, progress: bool = True, **options: 
     progress bar and the search's log lines (on stderr).
     """
     args = [*overrides, *_as_overrides(options)]
-    dataset = None
+    held = data is not None and not isinstance(data, str)  # in memory, not a dataset's name
     if isinstance(data, str):
         args.append(f"data={data}")
-    elif data is not None:
+    elif held:
         chosen = [a for a in args if a.split("=", 1)[0] in ("data", "+data")]
         if chosen:
             raise ConfigError("data", f"{chosen[0]!r} names a dataset, and data= hands one over: give one of them")
         args.insert(0, "data=memory")
     cfg = compose_config("search", _check_args(args))
     with _quiet(progress):
-        if data is not None and not isinstance(data, str):
+        dataset = None
+        if held:
             from ..data import in_memory
 
             dataset = in_memory(data, val_fraction=cfg.data.val_fraction, split_seed=cfg.data.split_seed)
@@ -84,16 +85,12 @@ def load_study(name_or_folder: str | Path, *overrides: str) -> SearchResult:
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     devices = Counter(t.user_attrs[TrialAttr.DEVICE] for t in trials if TrialAttr.DEVICE in t.user_attrs)
-    counts = trial_counts(study)
     export = Path(cfg.output_dir) / "export"
-    return SearchResult(
-        study_name=study.study_name, output_dir=Path(cfg.output_dir), front=result.front,
-        trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
-        prescreened=counts["prescreened"],
+    return SearchResult.of(
+        study, result, Path(cfg.output_dir), counts=trial_counts(study),
         wall_s=(max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
-        device=devices.most_common(1)[0][0] if devices else "", hypervolume=result.hypervolume,
+        device=devices.most_common(1)[0][0] if devices else "",
         exported={m.trial: str(p) for m in result.front if (p := export / f"trial_{m.trial:04d}.yaml").is_file()},
-        rows=result.rows(), study=study,
     )
 
 

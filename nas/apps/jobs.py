@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 
 from ..data import Dataset
-from ..results import FrontMember, measure_test, write_outputs
+from ..results import FrontMember, Outcome, measure_test, write_outputs
 from ..search import NasConfig, search
 
 __all__ = ["SearchResult", "run_search"]
@@ -42,6 +42,17 @@ class SearchResult:
         """Share of the sampled architectures that fit the budget."""
         sampled = self.trained + self.rejected + self.failed + self.prescreened
         return 1.0 - self.rejected / sampled if sampled else 1.0
+
+    @classmethod
+    def of(cls, study: optuna.Study, outcome: Outcome, output_dir: Path, *, counts: dict[str, int], wall_s: float,
+           device: str, exported: dict[int, str], proxy_note: str = "") -> SearchResult:
+        """The result of `study` as `outcome` (`nas.results.outcome`) saw it."""
+        return cls(
+            study_name=study.study_name, output_dir=output_dir, front=outcome.front, exported=exported,
+            trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
+            prescreened=counts["prescreened"], wall_s=wall_s, device=device, proxy_note=proxy_note,
+            hypervolume=outcome.hypervolume, rows=outcome.rows(), study=study,
+        )
 
     def __repr__(self) -> str:
         best = self.best
@@ -109,10 +120,5 @@ def run_search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool
 
     run = search(cfg, dataset=dataset, progress=progress, on_stop=write)
     outcome, exported = written[-1]
-    counts = run.counts
-    return SearchResult(
-        study_name=cfg.study.name, output_dir=Path(cfg.output_dir), front=outcome.front, exported=exported,
-        trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
-        prescreened=counts["prescreened"], wall_s=run.wall_s, device=run.device, proxy_note=run.proxy_note,
-        hypervolume=outcome.hypervolume, rows=outcome.rows(), study=run.study,
-    )
+    return SearchResult.of(run.study, outcome, Path(cfg.output_dir), counts=run.counts, wall_s=run.wall_s,
+                           device=run.device, exported=exported, proxy_note=run.proxy_note)

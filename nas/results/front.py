@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +20,7 @@ from ..dominance import nondominated
 from ..files import atomic_write
 from ..search import fully_trained
 
-__all__ = ["FRONT_COLUMNS", "FrontMember", "Outcome", "hypervolume", "outcome", "pareto_front", "trained_members",
+__all__ = ["FRONT_COLUMNS", "FrontMember", "Outcome", "by_macs", "hypervolume", "outcome", "pareto_front", "trained_members",
            "write_front_csv"]
 
 
@@ -67,8 +67,12 @@ def pareto_front(members: Sequence[FrontMember]) -> list[FrontMember]:
     """The non-dominated members (higher accuracy, fewer MACs; `nas.dominance`), sorted by MACs.
     Members with identical scores dominate neither and both stay."""
     points = [(-m.val_acc, m.macs) for m in members]
-    front = [members[i] for i in nondominated(points)]
-    return sorted(front, key=lambda c: (c.macs, -c.val_acc, c.trial))
+    return by_macs(members[i] for i in nondominated(points))
+
+
+def by_macs(members: Iterable[FrontMember]) -> list[FrontMember]:
+    """Members in the order fronts are shown: by MACs, then the more accurate, then by trial."""
+    return sorted(members, key=lambda c: (c.macs, -c.val_acc, c.trial))
 
 
 def hypervolume(front: Sequence[FrontMember], max_mmacs: float) -> float:

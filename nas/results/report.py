@@ -14,7 +14,7 @@ from ..errors import ConfigError, DataError
 from ..model import build_model
 from ..search import NasConfig, open_finished_study, study_shape, trial_counts
 from .export import TRAINING_FIELDS, export_model, load_weights, read_training_metrics
-from .front import Outcome, pareto_front, trained_members
+from .front import Outcome, by_macs, pareto_front, trained_members
 from .outputs import reference_points, write_outputs
 
 __all__ = ["FrontReport", "export_models", "report_front"]
@@ -52,7 +52,7 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
         if left:
             log.warning("trial(s) %s left the front since nas-train chose them (the search went on); exported all the same",
                         ", ".join(map(str, left)))
-        front = sorted((c for c in trained if c.trial in trials), key=lambda c: (c.macs, -c.val_acc, c.trial))
+        front = by_macs(c for c in trained if c.trial in trials)
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture to export yet")
     data_name = study.user_attrs.get(StudyAttr.DATA, "?")
