@@ -152,6 +152,24 @@ def test_the_command_line_refuses_data_memory_in_one_line(tmp_path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_script_that_searches_outside_a_main_guard_stops_at_once_saying_why(tmp_path) -> None:
+    """The workers are spawned interpreters, which import the script again: the search there stops
+    in one line that names the fix, instead of workers dying until search.max_failures."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("import torch, nas\n"
+                      "x = torch.randint(0, 256, (200, 16, 16), dtype=torch.uint8)\n"
+                      "nas.search('data.val_fraction=0.2', 'search.workers=2', data=(x, torch.arange(200) % 2),\n"
+                      "           output_dir='out', progress=False)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert lines.count("nas.search: the search's worker processes import your script, which calls nas.search "
+                       'again: call it under `if __name__ == "__main__":`, as for any Python multiprocessing') >= 1
+    assert lines[-1].startswith("nas.errors.SearchAborted: worker ") and "stopped the search" in lines[-1]
+    assert "starting it again" not in done.stderr and "RuntimeError" not in done.stderr
+
+
 # -- bad data: one ConfigError each, naming the part and what is wrong ------------------------------
 
 X = torch.randint(0, 256, (40, 12, 12), dtype=torch.uint8)

@@ -46,6 +46,7 @@ def search(*overrides: str, data: Any = None, progress: bool = True, **options: 
     (naming the field) where the command would print one line and exit 2. `progress` shows the
     progress bar and the search's log lines (on stderr).
     """
+    _refuse_in_a_starting_worker()
     args = [*overrides, *_as_overrides(options)]
     held = data is not None and not isinstance(data, str)  # in memory, not a dataset's name
     if isinstance(data, str):
@@ -63,6 +64,17 @@ def search(*overrides: str, data: Any = None, progress: bool = True, **options: 
 
             dataset = in_memory(data, val_fraction=cfg.data.val_fraction, split_seed=cfg.data.split_seed)
         return run_search(cfg, dataset=dataset, progress=progress)
+
+
+def _refuse_in_a_starting_worker() -> None:
+    """Stop a worker that is importing a script which calls `nas.search` at its top level: say why
+    in one line, and exit as a worker that stopped the search on purpose (its parent then stops)."""
+    from ..search.workers import STOPPED, starting_worker
+
+    if starting_worker():
+        print("nas.search: the search's worker processes import your script, which calls nas.search again: "
+              'call it under `if __name__ == "__main__":`, as for any Python multiprocessing', file=sys.stderr)
+        raise SystemExit(STOPPED)
 
 
 def load_study(name_or_folder: str | Path, *overrides: str) -> SearchResult:

@@ -31,11 +31,22 @@ from ..errors import SearchAborted
 from .config import NasConfig, worker_seed
 from .trials import fully_trained, trial_counts
 
-__all__ = ["MAX_CPU_WORKERS", "plan_workers", "run_workers"]
+__all__ = ["MAX_CPU_WORKERS", "plan_workers", "run_workers", "starting_worker"]
 
 log = logging.getLogger(__name__)
 
 MAX_CPU_WORKERS = 8  # a cap on `auto` (each worker holds its own copy of the data); not measured beyond 2 cores
+
+
+#: The worker processes' names, by which a process that is still starting knows itself.
+WORKER_NAME = "nas-worker"
+
+
+def starting_worker() -> bool:
+    """Whether this process is one of the search's workers: a spawned worker imports the user's
+    main module before it runs the search loop, so a script that calls `nas.search` outside
+    `if __name__ == "__main__":` calls it here again."""
+    return multiprocessing.current_process().name.startswith(WORKER_NAME)  # named before the import
 
 
 def _cores() -> int:
@@ -133,7 +144,7 @@ def run_workers(search: Callable[..., Any], cfg: NasConfig, study: optuna.Study,
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
         quiet = (optuna.logging.get_verbosity(), list(warnings.filters))
-        process = context.Process(target=_worker, name=f"nas-worker{cfg.search.worker + index}", daemon=False,
+        process = context.Process(target=_worker, name=f"{WORKER_NAME}{cfg.search.worker + index}", daemon=False,
                                   args=(search, _worker_config(cfg, index), threads, os.getpid(), dataset, quiet))
         process.start()
         return process
