@@ -33,7 +33,8 @@ def main() -> None:
         print(f"{member.trial:>5} {member.val_acc:>8.4f} {test_acc:>8} {member.mmacs:>7.2f}  {member.genotype}{mark}")
 
     best = result.best  # the most accurate on the validation split
-    model = nas.build_model(best.arch)  # untrained; its top-rung weights are in result.output_dir / "weights"
+    # nas.build_model(best.arch) builds it untrained; its top-rung weights are in weights/trial_NNNN.pt
+    # of the run folder, and `nas-export study.name=in-memory-example` writes deployable folders.
     print(f"\nbest: trial {best.trial}, {nas.complexity(best.arch).mmacs:.2f} MMACs; files in {result.output_dir}")
     print(result.to_dataframe()[["state", "status", "val_acc", "test_acc", "mmacs", "on_front"]].head(12))
 
