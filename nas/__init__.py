@@ -29,8 +29,8 @@ class _SearchPackage(types.ModuleType):
 search.__class__ = _SearchPackage
 
 _EXPORTS = {"Arch": "search_spaces", "ArchError": "search_spaces", "Network": "search_spaces",
-            "build_model": "nas.model", "load_model": "nas.results", "latency": "nas.results",
-            "Latency": "nas.results", "SearchResult": "nas.apps", "ConfigError": "nas.errors", "DataError": "nas.errors"}
+            "build_model": "nas.model", "load_model": "nas.results", "latency": "nas.timing",
+            "Latency": "nas.timing", "SearchResult": "nas.apps", "ConfigError": "nas.errors", "DataError": "nas.errors"}
 
 __all__ = sorted(["Complexity", "complexity", "load_study", "search", *_EXPORTS])
 

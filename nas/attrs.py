@@ -29,6 +29,8 @@ class TrialAttr(StrEnum):
     REJECTED = "rejected"  # True on rejected samples (kept beside STATUS for the dashboard's filters)
     MACS = "macs"
     PARAMS = "params"
+    LATENCY_MS = "latency_ms"  # objective=latency: median CPU ms per image through onnxruntime (nas.latency)
+    LATENCY_SPREAD = "latency_spread"  # (p90 - p10) / median of those timed runs
     GENOTYPE = "genotype"
     WORKER = "worker"
     PROCESS = "process"  # {"host", "pidns", "pid", "start"} of the process running the trial
@@ -65,6 +67,7 @@ class StudyAttr(StrEnum):
     BUDGET_MPARAMS = "budget_mparams"
     PROXY_SETTINGS = "proxy_settings"  # the settings every trial is scored with, by config field
     DATA_FINGERPRINT = "data_fingerprint"  # digest of the training and validation images and labels (nas.data.fingerprint)
+    LATENCY_MACHINE = "latency_machine"  # objective=latency: the CPU its trials were timed on (nas.timing.machine)
     DATA_MEAN = "data_mean"
     DATA_STD = "data_std"
     HYPERVOLUME = "hypervolume"

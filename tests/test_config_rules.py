@@ -136,3 +136,16 @@ def test_a_journal_path_that_is_a_folder_is_refused(make_cfg, tmp_path: Path) ->
     (tmp_path / "j").mkdir()
     with pytest.raises(ConfigError, match=r"^storage.path: .*j is a folder \(allowed: a journal file"):
         validate(make_cfg("storage=journal", f"storage.path={tmp_path / 'j'}"))
+
+
+def test_a_pruner_given_on_the_command_line_is_composed_and_a_malformed_one_refused() -> None:
+    """`objective.pruner={_target_: ...}` is the documented override; it once failed inside
+    OmegaConf's merge (a dict into a null dict node) with a traceback."""
+    from nas.apps.hydra_app import compose_config
+
+    base = ["data=synthetic", "study.name=p", "objective=accuracy"]
+    cfg = compose_config("search", [*base, "objective.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:2}"])
+    assert cfg.objective.pruner == {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 2}
+    for bad in ("5", "{n_startup_trials:2}"):
+        with pytest.raises(ConfigError, match=r"^objective\.pruner: .* is not allowed \(allowed: null, or an Optuna pruner"):
+            compose_config("search", [*base, f"objective.pruner={bad}"])

@@ -67,14 +67,30 @@ def test_a_second_worker_reads_the_rungs_of_the_first(tmp_path) -> None:
     weak = second.ask()
     weak.set_user_attr("macs", 2.5e6)
     # (0.6, 2.5M) is dominated by (0.9, 2M) and (0.8, 1M); 4 points, quota 2: stopped.
-    assert not record_and_decide(second, weak, 0.5, 0.6, halving, pareto=True)
+    assert not record_and_decide(second, weak, 0.5, 0.6, halving, cost="macs")
     assert second.trials[weak.number].user_attrs[TrialAttr.RUNG_VAL_ACC] == {"0.5": 0.6}
     small = second.ask()
     small.set_user_attr("macs", 0.5e6)
     # The cheapest architecture is never dominated on (accuracy, MACs): it goes on...
-    assert record_and_decide(second, small, 0.5, 0.3, halving, pareto=True)
+    assert record_and_decide(second, small, 0.5, 0.3, halving, cost="macs")
     # ... but not when accuracy alone decides (5 points, quota 3, it is the worst).
-    assert not record_and_decide(second, small, 0.5, 0.3, halving, pareto=False)
+    assert not record_and_decide(second, small, 0.5, 0.3, halving, cost=None)
+
+
+def test_on_the_latency_axis_the_rungs_weigh_measured_milliseconds_not_macs() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for acc, macs, ms in [(0.9, 1e6, 0.9), (0.8, 0.5e6, 0.8), (0.7, 0.8e6, 0.5)]:
+        study.add_trial(optuna.trial.create_trial(values=[acc, ms], user_attrs={
+            "macs": macs, TrialAttr.LATENCY_MS: ms, TrialAttr.RUNG_VAL_ACC: {"0.5": acc}}))
+    trial = study.ask()
+    trial.set_user_attr("macs", 2e6)
+    trial.set_user_attr(TrialAttr.LATENCY_MS, 0.2)
+    halving = Halving((0.5,), keep=0.5, min_trials=4)
+    # (0.6, 0.2 ms) is the fastest: the four form one front on latency, the quota of 2 goes to its
+    # ends (infinite crowding distance), and it is one of them.
+    assert record_and_decide(study, trial, 0.5, 0.6, halving, cost=TrialAttr.LATENCY_MS)
+    # On MACs it is dominated by all three, and (0.9, 1M), (0.8, 0.5M) fill the quota.
+    assert not record_and_decide(study, trial, 0.5, 0.6, halving, cost=TrialAttr.MACS)
 
 
 def test_no_trial_is_stopped_before_a_rung_has_seen_min_trials(tmp_path) -> None:
@@ -82,7 +98,7 @@ def test_no_trial_is_stopped_before_a_rung_has_seen_min_trials(tmp_path) -> None
     _done(study, 0.9, 1e6)
     trial = study.ask()
     trial.set_user_attr("macs", 5e6)
-    assert record_and_decide(study, trial, 0.5, 0.1, Halving((0.5,), keep=0.5, min_trials=3), pareto=True)
+    assert record_and_decide(study, trial, 0.5, 0.1, Halving((0.5,), keep=0.5, min_trials=3), cost="macs")
 
 
 def _net() -> torch.nn.Module:

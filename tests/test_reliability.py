@@ -257,7 +257,7 @@ def test_killed_worker_trial_is_failed_and_resume_reaches_exactly_n(tmp_path: Pa
     assert len(trained) == 3 == result.trained and len(set(trained)) == 3 and killed not in trained
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     rows = (Path(cfg.output_dir) / "pareto.csv").read_text().splitlines()
-    assert rows[0] == "trial,genotype,val_acc,test_acc,mmacs,mparams,yaml,reference,on_front" and len(rows) >= 2
+    assert rows[0] == "trial,genotype,val_acc,test_acc,mmacs,mparams,yaml,reference,on_front,latency_ms" and len(rows) >= 2
 
 
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "background job of a script"])

@@ -107,12 +107,15 @@ def complexity_main(argv: Sequence[str] | None = None) -> None:
 
 
 def _print_table(rows: Sequence[tuple[Any, bool]]) -> None:
-    """The front (and the reference networks, marked): validation and, once measured, test accuracy."""
-    print(f"{'trial':>5} {'val_acc':>8} {'test_acc':>8} {'MMACs':>8} {'Mparams':>8}  genotype")
+    """The front (and the reference networks, marked): validation and, once measured, test
+    accuracy; measured CPU milliseconds too where the search timed its networks."""
+    timed = any(c.latency_ms is not None for c, _ in rows)
+    print(f"{'trial':>5} {'val_acc':>8} {'test_acc':>8} {'MMACs':>8} {'Mparams':>8}{'  CPU ms' if timed else ''}  genotype")
     for c, on_front in rows:
         test = "-" if c.test_acc is None else f"{c.test_acc:.4f}"
+        ms = ("" if not timed else f" {'-':>7}" if c.latency_ms is None else f" {c.latency_ms:>7.3f}")
         mark = f"  [reference {c.reference}{'' if on_front else ', not on the front'}]" if c.reference else ""
-        print(f"{c.trial:>5} {c.val_acc:>8.4f} {test:>8} {c.mmacs:>8.2f} {c.mparams:>8.3f}  {c.genotype}{mark}")
+        print(f"{c.trial:>5} {c.val_acc:>8.4f} {test:>8} {c.mmacs:>8.2f} {c.mparams:>8.3f}{ms}  {c.genotype}{mark}")
 
 
 def _print_front(result: Any) -> None:
@@ -128,7 +131,8 @@ def _print_front(result: Any) -> None:
     if not result.front:
         print("no trained architecture yet")
         return
-    print(f"\nPareto front ({len(result.front)} architectures, validation accuracy vs MACs; test accuracy "
+    against = "measured CPU latency" if result.axis == "latency_ms" else "MACs"
+    print(f"\nPareto front ({len(result.front)} architectures, validation accuracy vs {against}; test accuracy "
           "measured once, at the end):")
     _print_table(result.rows)
     out = result.output_dir
@@ -199,7 +203,9 @@ def report_main() -> None:
         print(f"study {o.study_name}: {c['trained']} trained, {c['rejected']} rejected, {c['failed']} failed, "
               f"{c['pruned']} pruned, {c['running']} running; budget {o.budget_mflops:g} MMACs")
         _print_table(o.rows())
-        print(f"hypervolume (accuracy x MACs saved, reference: 0 accuracy at the budget): {o.hypervolume:.4f}")
+        saved = ("time saved, reference: 0 accuracy at the slowest trained network" if o.axis == "latency_ms"
+                 else "MACs saved, reference: 0 accuracy at the budget")
+        print(f"hypervolume (accuracy x {saved}): {o.hypervolume:.4f}")
         print("reference networks at this input size: " + ", ".join(f"{n} {m:.2f}" for n, m in r.references))
         print(f"written: {r.output_dir / 'pareto.csv'}, {r.output_dir / 'pareto.png'}, {r.output_dir / 'export'}/")
         return o.hypervolume

@@ -23,7 +23,7 @@ class SearchResult:
 
     study_name: str
     output_dir: Path  # the run folder: pareto.csv, pareto.png, export/, weights/
-    front: list[FrontMember]  # by MACs
+    front: list[FrontMember]  # by MACs (by latency with objective=latency)
     trained: int
     rejected: int
     failed: int
@@ -36,6 +36,7 @@ class SearchResult:
     rows: list[tuple[FrontMember, bool]] = field(default_factory=list)  # the front, then references not on it
     prescreened: int = 0  # scored untrained and not chosen (search.prescreen)
     study: optuna.Study | None = None
+    axis: str = "macs"  # the front's cost: macs, or latency_ms (objective=latency)
 
     @property
     def inside_budget(self) -> float:
@@ -51,14 +52,15 @@ class SearchResult:
             study_name=study.study_name, output_dir=output_dir, front=outcome.front, exported=exported,
             trained=counts["trained"], rejected=counts["rejected"], failed=counts["failed"], pruned=counts["pruned"],
             prescreened=counts["prescreened"], wall_s=wall_s, device=device, proxy_note=proxy_note,
-            hypervolume=outcome.hypervolume, rows=outcome.rows(), study=study,
+            hypervolume=outcome.hypervolume, rows=outcome.rows(), study=study, axis=outcome.axis,
         )
 
     def __repr__(self) -> str:
         best = self.best
         shown = "none trained" if best is None else (
             f"best: trial {best.trial}, val_acc {best.val_acc:.4f}, test_acc "
-            f"{'-' if best.test_acc is None else f'{best.test_acc:.4f}'}, {best.mmacs:.2f} MMACs")
+            f"{'-' if best.test_acc is None else f'{best.test_acc:.4f}'}, {best.mmacs:.2f} MMACs"
+            f"{'' if best.latency_ms is None else f', {best.latency_ms:.3f} ms'}")
         return (f"<SearchResult study {self.study_name!r}: {self.trained} trained, front of {len(self.front)}; "
                 f"{shown}; in {self.output_dir}>")
 
@@ -75,8 +77,9 @@ class SearchResult:
 
     def to_dataframe(self) -> Any:
         """One row per trial of the study (a pandas DataFrame, like Optuna's
-        `trials_dataframe`): number, state, status, val_acc, test_acc, mmacs, mparams, on_front,
-        reference, pruned_at (training images seen), train_s, genotype, worker, datetimes."""
+        `trials_dataframe`): number, state, status, val_acc, test_acc, mmacs, mparams, latency_ms
+        (objective=latency), on_front, reference, pruned_at (training images seen), train_s,
+        genotype, worker, datetimes."""
         try:
             import pandas as pd
         except ImportError:
@@ -95,6 +98,7 @@ class SearchResult:
                 "val_acc": a.get(TrialAttr.VAL_ACC), "test_acc": tested.get(str(t.number)),
                 "mmacs": a[TrialAttr.MACS] / 1e6 if TrialAttr.MACS in a else None,
                 "mparams": a[TrialAttr.PARAMS] / 1e6 if TrialAttr.PARAMS in a else None,
+                "latency_ms": a.get(TrialAttr.LATENCY_MS),
                 "on_front": t.number in on_front, "reference": a.get(TrialAttr.REFERENCE),
                 "pruned_at": a.get(TrialAttr.PRUNED_AT), "train_s": a.get(TrialAttr.TRAIN_S),
                 "genotype": a.get(TrialAttr.GENOTYPE), "worker": a.get(TrialAttr.WORKER),

@@ -23,6 +23,7 @@ from ..complexity import complexity
 from ..errors import ConfigError, DataError
 from ..files import atomic_write, exclusive
 from ..model import MAX_MPARAMS, build_model
+from ..timing import machine, onnx_session, run_times
 from .front import FrontMember
 
 __all__ = ["ONNX_TOLERANCE", "TRAINING_FIELDS", "export_front", "export_model", "export_onnx", "load_model", "load_weights",
@@ -165,37 +166,24 @@ def onnx_speed(path: Path, arch: Arch, *, threads: int | None = None, seconds: f
     throughput at batch 64, each after warm-up runs, on `threads` intra-op threads (None: all
     cores), with the machine it was measured on."""
     import os
-    import platform
     import statistics
-    import time
 
     import numpy as np
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or 0
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads)
     rng = np.random.default_rng(0)
 
-    def timings(batch: int) -> list[float]:
+    def median_s(batch: int) -> float:
         images = rng.standard_normal((batch, arch.in_channels, arch.resolution, arch.resolution), dtype=np.float32)
-        for _ in range(3):
-            session.run(None, {"images": images})
-        runs: list[float] = []
-        deadline = time.perf_counter() + seconds
-        while len(runs) < 5 or time.perf_counter() < deadline:
-            start = time.perf_counter()
-            session.run(None, {"images": images})
-            runs.append(time.perf_counter() - start)
-        return runs
+        return statistics.median(run_times(session, images, warmup=3, repeats=5, seconds=seconds))
 
-    latency = statistics.median(timings(1))
-    batch64 = statistics.median(timings(64))
+    latency, batch64 = median_s(1), median_s(64)
     return {
         "latency_ms_batch1": round(1e3 * latency, 4),
         "throughput_img_s_batch64": round(64 / batch64, 1),
         "threads": threads or os.cpu_count(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "onnxruntime": onnxruntime.__version__,
     }
 

@@ -14,7 +14,7 @@ from ..errors import ConfigError, DataError
 from ..model import build_model
 from ..search import NasConfig, open_finished_study, study_shape, trial_counts
 from .export import TRAINING_FIELDS, export_model, load_weights, read_training_metrics
-from .front import Outcome, by_macs, pareto_front, trained_members
+from .front import Outcome, by_cost, cost_axis, pareto_front, trained_members
 from .outputs import reference_points, write_outputs
 
 __all__ = ["FrontReport", "export_models", "report_front"]
@@ -46,13 +46,14 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
     or not: a search still running may have pushed them off it meanwhile."""
     study = open_finished_study(cfg)
     trained = trained_members(study.get_trials(deepcopy=False), study.user_attrs.get(StudyAttr.TEST_ACC))
-    front = pareto_front(trained)
+    axis = cost_axis(study)
+    front = pareto_front(trained, axis)
     if trials is not None:
         left = sorted(set(trials) - {c.trial for c in front})
         if left:
             log.warning("trial(s) %s left the front since nas-train chose them (the search went on); exported all the same",
                         ", ".join(map(str, left)))
-        front = by_macs(c for c in trained if c.trial in trials)
+        front = by_cost((c for c in trained if c.trial in trials), axis)
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture to export yet")
     data_name = study.user_attrs.get(StudyAttr.DATA, "?")

@@ -28,7 +28,7 @@ from ..model import build_model, check_size
 from ..search import NasConfig, live_workers, open_finished_study
 from ..training import RunSettings, evaluate, fit, pick_device
 from .export import read_training_metrics
-from .front import pareto_front, trained_members
+from .front import cost_axis, pareto_front, trained_members
 from .report import export_models
 
 __all__ = ["train_arch", "train_front", "train_full", "validate_train"]
@@ -111,7 +111,8 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     Returns the metrics of the members trained, best first."""
     validate_train(cfg)
     study = open_finished_study(cfg)
-    front = sorted(pareto_front(trained_members(study.get_trials(deepcopy=False))), key=lambda c: -c.val_acc)
+    front = sorted(pareto_front(trained_members(study.get_trials(deepcopy=False)), cost_axis(study)),
+                   key=lambda c: -c.val_acc)
     if not front:
         raise ConfigError("study.name", f"study {study.study_name!r} has no trained architecture yet (run nas-search first)")
     chosen = front[: cfg.train.top_k] if cfg.train.top_k else front

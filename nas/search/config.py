@@ -17,6 +17,7 @@ from omegaconf import MISSING
 from search_spaces import SPACES, Budget
 from search_spaces.fields import SEED, FieldError, Rule, at_least, check_fields, fraction, integer_in, one_of, positive
 
+from ..attrs import TrialAttr
 from ..probes import check_device, check_folder
 from ..secrets import redact
 from ..data import DataConfig
@@ -25,8 +26,10 @@ from ..model import LimitsConfig
 from ..training import Recipe, TrainConfig
 
 __all__ = [
+    "OBJECTIVES",
     "DashboardConfig",
     "HalvingConfig",
+    "LatencyConfig",
     "NasConfig",
     "ObjectiveConfig",
     "OnCpuConfig",
@@ -107,15 +110,51 @@ class ProxyConfig(Recipe):
 
 
 @dataclass
-class ObjectiveConfig:
-    name: str = "pareto"  # pareto: (max val_acc, min MMACs) | accuracy: max val_acc
-    pruner: Optional[dict[str, Any]] = None  # accuracy only: an Optuna pruner (_target_ ...)
+class LatencyConfig:
+    """How objective=latency times a network (`nas.latency`): exported to ONNX and run by
+    onnxruntime on this machine's CPU, with `threads` intra-op threads and a batch of
+    `batch_size`; after `warmup` untimed runs, the median of `repeats` timed ones, in ms per image."""
 
-    RULES: ClassVar[dict[str, Rule]] = {"name": one_of(("pareto", "accuracy"), noun="objective")}
+    threads: int = 1
+    batch_size: int = 1
+    repeats: int = 30
+    warmup: int = 5
+
+    RULES: ClassVar[dict[str, Rule]] = {"threads": integer_in(1, 256), "batch_size": integer_in(1, 4096),
+                                        "repeats": integer_in(3, 100_000), "warmup": integer_in(0, 100_000)}
+
+
+#: The objectives: what each trial's values are, and the cost (a trial attribute) that the front
+#: and the promotion at the rungs weigh against accuracy (None: accuracy alone).
+OBJECTIVES = {"pareto": ("val_acc", "MMACs"), "accuracy": ("val_acc",), "latency": ("val_acc", "latency_ms")}
+
+
+@dataclass
+class ObjectiveConfig:
+    # pareto: (max val_acc, min MMACs) | accuracy: max val_acc | latency: (max val_acc, min measured
+    # CPU ms per image), with MACs still the budget
+    name: str = "pareto"
+    pruner: Any = None  # accuracy only: an Optuna pruner ({_target_: ...}; Any: OmegaConf cannot merge a dict into a null dict node)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)  # objective=latency: how it is timed
+
+    RULES: ClassVar[dict[str, Rule]] = {"name": one_of(tuple(OBJECTIVES), noun="objective")}
 
     def check(self) -> None:
-        if self.name == "pareto" and self.pruner:
+        if self.pruner is not None and not (isinstance(self.pruner, dict) and isinstance(self.pruner.get("_target_"), str)):
+            raise FieldError("pruner", f"{str(self.pruner)[:80]!r} is not allowed (allowed: null, or an Optuna pruner "
+                                       "{_target_: optuna.pruners.MedianPruner, ...} with objective=accuracy)")
+        if self.name != "accuracy" and self.pruner:
             raise FieldError("pruner", "Optuna's pruners are single-objective: use objective=accuracy")
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The trial values' names, as the study and the dashboard show them."""
+        return OBJECTIVES[self.name]
+
+    @property
+    def cost_attr(self) -> str | None:
+        """The trial attribute weighed against accuracy: macs, latency_ms, or None (accuracy alone)."""
+        return {"pareto": TrialAttr.MACS, "latency": TrialAttr.LATENCY_MS}.get(self.name)
 
 
 @dataclass

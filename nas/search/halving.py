@@ -1,4 +1,5 @@
-"""Successive halving that keeps the Pareto mode: early stopping on (accuracy at a rung, MACs).
+"""Successive halving that keeps the Pareto mode: early stopping on (accuracy at a rung, MACs), or
+(accuracy at a rung, measured latency) with objective=latency.
 
 Optuna cannot prune multi-objective studies (`Trial.report` refuses more than one direction,
 optuna#3450), so the search measures validation accuracy at a few rungs of the proxy run and
@@ -7,7 +8,7 @@ Asynchronous Successive Halving"): at a rung, the architectures measured there s
 into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while it is among
 the best `keep` share of them (whole fronts first; NSGA-II's crowding distance splits the front
 the cut falls in, so the most accurate and the cheapest go first). MACs are known before
-training, so only accuracy is uncertain at a rung. The rule reads every trial of the study from
+training (and so is latency, timed before training), so only accuracy is uncertain at a rung. The rule reads every trial of the study from
 its storage, so workers sharing one storage share the rungs.
 """
 
@@ -53,27 +54,29 @@ def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float
     raise AssertionError("unreachable: every point is in a front")
 
 
-def _point(acc: float, macs: float | None) -> tuple[float, ...]:
-    return (-acc,) if macs is None else (-acc, macs)
+def _point(acc: float, cost: float | None) -> tuple[float, ...]:
+    return (-acc,) if cost is None else (-acc, cost)
 
 
 def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val_acc: float,
-                      halving: Halving, *, pareto: bool) -> bool:
+                      halving: Halving, *, cost: str | None) -> bool:
     """Record the trial's accuracy at `rung`, then whether it continues (True) or stops.
 
-    With `pareto` the trials compete on (accuracy, MACs), otherwise on accuracy alone.
+    The trials compete on (accuracy, their `cost` attribute: `macs`, or `latency_ms` measured
+    before training), or on accuracy alone when `cost` is None.
     """
     key = f"{rung:g}"
     attrs: dict[str, Any] = trial.user_attrs
     trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
-    macs = attrs.get(TrialAttr.MACS) if pareto else None
-    if pareto and macs is None:
-        raise ValueError(f"trial {trial.number} has no 'macs' to compete on in the Pareto mode")
+    mine = attrs.get(cost) if cost else None
+    if cost and mine is None:
+        raise ValueError(f"trial {trial.number} has no {cost!r} to compete on")
     others = [
-        _point(t.user_attrs[TrialAttr.RUNG_VAL_ACC][key], t.user_attrs.get(TrialAttr.MACS) if pareto else None)
+        _point(t.user_attrs[TrialAttr.RUNG_VAL_ACC][key], t.user_attrs.get(cost) if cost else None)
         for t in study.get_trials(deepcopy=False)
         if t.number != trial.number and key in t.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})
+        and (not cost or t.user_attrs.get(cost) is not None)
     ]
     if len(others) + 1 < halving.min_trials:
         return True
-    return promoted(_point(val_acc, macs), others, halving.keep)
+    return promoted(_point(val_acc, mine), others, halving.keep)

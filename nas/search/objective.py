@@ -19,18 +19,20 @@ from optuna.trial import TrialState
 from search_spaces import Arch, Budget, Space
 
 from ..attrs import Status, TrialAttr, zero_cost_attr
+from ..complexity import Complexity
 from ..data import Dataset, Split
 from ..files import atomic_write
 from ..model import build_model
+from ..timing import latency
 from ..training import RunSettings, Training, zero_cost_scores
-from .config import NasConfig
+from .config import LatencyConfig, NasConfig
 from .halving import Halving, record_and_decide
 from .ladder import Ladder
 from .liveness import this_process
 from .storage import artifact_store, upload_text
 from .trials import admit, fixed_arch, record_arch, rejected_values, sample_and_price
 
-__all__ = ["WEIGHTS_DIR", "Objective", "ProxyRun", "record_zero_cost", "run_settings"]
+__all__ = ["WEIGHTS_DIR", "Objective", "ProxyRun", "record_latency", "record_zero_cost", "run_settings"]
 
 WEIGHTS_DIR = "weights"  # top-rung weights, under the study's folder
 
@@ -82,12 +84,14 @@ class Objective:
         self.settings, self.ladder, self.device = settings, ladder, device
         self.budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
         self.pareto = cfg.objective.name == "pareto"
+        self.cost_attr = cfg.objective.cost_attr  # weighed against accuracy at the rungs (None: accuracy alone)
+        self.timed = cfg.objective.name == "latency"
         self.process = this_process()
         h = cfg.search.halving
         self.halving = Halving(ladder.images[:-1], h.keep, h.min_trials) if h.active(cfg.objective.pruner) else None
         self.weights_dir = Path(cfg.output_dir) / WEIGHTS_DIR
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float] | list[float]:
         trial.set_user_attr(TrialAttr.PROCESS, self.process)
         reference = trial.user_attrs.get(TrialAttr.REFERENCE)
         if reference:
@@ -97,7 +101,7 @@ class Objective:
             arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
                                           self.cfg.search.budget_aware)
         if not self.budget.admits(cost):
-            return rejected_values(cost, ["maximize"], self.pareto)
+            return self._rejected(cost)
 
         admit(self.study, trial, self.cfg.search.n_trials)
         record_arch(trial, arch, self.artifacts)
@@ -106,6 +110,8 @@ class Objective:
         model = None
         try:
             model = build_model(arch, max_mparams=self.cfg.limits.max_mparams)
+            if self.timed:
+                record_latency(trial, model, self.cfg.objective.latency)
             if self.cfg.proxy.zero_cost:
                 record_zero_cost(trial, model, self.data, self.device, seed)
             val_acc, run = self._climb(trial, model, seed, always_to_top=bool(reference))
@@ -126,7 +132,13 @@ class Objective:
                            (TrialAttr.DEVICE, result.device), (TrialAttr.EPOCHS, result.epochs),
                            (TrialAttr.LOSS_SUM, round(result.loss_sum, 4))):
             trial.set_user_attr(key, value)
+        if self.timed:
+            return val_acc, trial.user_attrs[TrialAttr.LATENCY_MS]
         return (val_acc, cost.mmacs) if self.pareto else val_acc
+
+    def _rejected(self, cost: Complexity) -> list[float]:
+        """A sample over the budget: never trained, nor timed (its latency is told as +inf)."""
+        return rejected_values(cost, ["maximize", "minimize"] if self.timed else ["maximize"], self.pareto)
 
     def _climb(self, trial: optuna.Trial, model: torch.nn.Module, seed: int, *,
                always_to_top: bool) -> tuple[float, Training]:
@@ -143,11 +155,12 @@ class Objective:
             val_acc = run.evaluate(self.val)
             key = ladder.key(rung)
             trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**trial.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
-            if top or always_to_top:
-                continue
+            if top or always_to_top or (self.halving is None and self.cost_attr):
+                continue  # (halving off in a multi-objective study: nothing stops a trial; Optuna's
+                # pruners, told by trial.report, are single-objective)
             if self.halving is not None:
                 go_on = record_and_decide(self.study, trial, ladder.images[rung], val_acc, self.halving,
-                                          pareto=self.pareto)
+                                          cost=self.cost_attr)
                 why = f"dominated at rung {key} (val_acc {val_acc:.4f}; search.halving.keep={self.halving.keep:g})"
             else:
                 trial.report(val_acc, ladder.images[rung])
@@ -186,7 +199,7 @@ class Objective:
             arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
                                           self.cfg.search.budget_aware)
             if not self.budget.admits(cost):
-                self.study.tell(trial, rejected_values(cost, ["maximize"], self.pareto))
+                self.study.tell(trial, self._rejected(cost))
                 continue
             torch.manual_seed(self.cfg.search.seed * 1_000_003 + trial.number)
             try:
@@ -205,6 +218,16 @@ class Objective:
         for _, trial in scored:
             self.study.tell(trial, state=TrialState.PRUNED)
         self.study.enqueue_trial(best.params, user_attrs={TrialAttr.PRESCREENED_FROM: [t.number for _, t in scored]})
+
+
+def record_latency(trial: optuna.Trial, model: torch.nn.Module, timing: LatencyConfig) -> None:
+    """The untrained network's measured CPU latency (`nas.latency`, as `objective.latency` says),
+    as the trial attributes `latency_ms` (the median) and `latency_spread`; before training, so
+    that the rungs weigh it against accuracy as they weigh MACs."""
+    measured = latency(model, batch_size=timing.batch_size, threads=timing.threads, repeats=timing.repeats,
+                       warmup=timing.warmup)
+    trial.set_user_attr(TrialAttr.LATENCY_MS, measured.median_ms)
+    trial.set_user_attr(TrialAttr.LATENCY_SPREAD, round(measured.spread, 4))
 
 
 def record_zero_cost(trial: optuna.Trial, model: torch.nn.Module, data: Dataset, device: torch.device,

@@ -17,6 +17,7 @@ from search_spaces import DataShape
 from ..attrs import StudyAttr
 from ..secrets import redact, with_password
 from ..errors import ConfigError
+from ..timing import machine
 from .config import NasConfig
 from .journal import open_journal
 
@@ -177,21 +178,35 @@ def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseSt
                data_fingerprint: str | None = None) -> optuna.Study:
     """Create the study, or load it and check that it is the same search (on the same data, when
     `data_fingerprint` is given)."""
-    pareto = cfg.objective.name == "pareto"
+    metrics = cfg.objective.metric_names  # val_acc, and the cost minimized (MMACs, latency_ms) if any
     study = optuna.create_study(
         storage=storage,
         study_name=cfg.study.name,
         sampler=sampler,
         pruner=pruner,
-        directions=["maximize", "minimize"] if pareto else ["maximize"],
+        directions=["maximize", *["minimize"] * (len(metrics) - 1)],
         load_if_exists=True,
     )
     if check_identity(study, _study_identity(cfg, shape), "study.name"):
-        study.set_metric_names(["val_acc", "MMACs"] if pareto else ["val_acc"])
+        study.set_metric_names(list(metrics))
     _check_same_proxy(study, cfg)
+    if cfg.objective.name == "latency":
+        _check_same_machine(study, cfg)
     if data_fingerprint is not None:
         _check_same_data(study, cfg, data_fingerprint)
     return study
+
+
+def _check_same_machine(study: optuna.Study, cfg: NasConfig) -> None:
+    """objective=latency: record the CPU the trials are timed on; refuse to go on timing them on
+    another, whose milliseconds could not be compared with those the study holds."""
+    here, stored = machine(), study.user_attrs.get(StudyAttr.LATENCY_MACHINE)
+    if stored is None:
+        study.set_user_attr(StudyAttr.LATENCY_MACHINE, here)
+    elif stored != here:
+        raise ConfigError("objective", f"study {cfg.study.name!r} timed its networks on {stored}, and this machine is "
+                                       f"{here}: latencies from two machines cannot be compared (allowed: resume it "
+                                       "there, or another study.name for a new search)")
 
 
 def _check_same_data(study: optuna.Study, cfg: NasConfig, fingerprint: str) -> None:
@@ -215,7 +230,10 @@ def scoring_settings(cfg: NasConfig) -> dict[str, Any]:
     """The settings every trial of a study is scored with, as `{"proxy.epochs": 1, ...}`."""
     proxy = {f"proxy.{k}": v for k, v in dataclasses.asdict(cfg.proxy).items() if k not in _PROXY_FIELDS_NOT_SCORING}
     data = {f"data.{k}": getattr(cfg.data, k) for k in _DATA_FIELDS_SCORING}
-    return json.loads(json.dumps({**proxy, **data}))  # as the storage gives it back
+    timing = {}
+    if cfg.objective.name == "latency":  # what the milliseconds are of (repeats only sharpen them)
+        timing = {f"objective.latency.{k}": getattr(cfg.objective.latency, k) for k in ("threads", "batch_size")}
+    return json.loads(json.dumps({**proxy, **data, **timing}))  # as the storage gives it back
 
 
 def _check_same_proxy(study: optuna.Study, cfg: NasConfig) -> None:

@@ -52,7 +52,8 @@ class RungTrial:
         if self._single:
             self._trial.report(value, step)  # the dashboard's learning curves (single objective only)
         if self._halving is not None and step in self._halving.rungs:
-            self._stop = not record_and_decide(self._study, self._trial, step, value, self._halving, pareto=self._pareto)
+            self._stop = not record_and_decide(self._study, self._trial, step, value, self._halving,
+                                            cost=TrialAttr.MACS if self._pareto else None)
             if self._stop:
                 self._trial.set_user_attr(TrialAttr.PRUNED_AT, step)
                 self._trial.set_user_attr(TrialAttr.VAL_ACC, value)
