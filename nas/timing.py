@@ -35,12 +35,13 @@ __all__ = ["Latency", "latency", "machine", "onnx_session", "run_times"]
 
 @dataclass(frozen=True)
 class Latency:
-    """Milliseconds per image of one network: the median of `repeats` timed runs, and their 10th
-    and 90th percentiles (the spread a shared machine adds)."""
+    """Milliseconds per image of one network: the median of `repeats` timed runs, their 10th and
+    90th percentiles (the spread a shared machine adds), and the fastest."""
 
     median_ms: float
     p10_ms: float
     p90_ms: float
+    min_ms: float
     repeats: int
     batch_size: int
     threads: int
@@ -117,8 +118,8 @@ def latency(arch_or_model: Arch | torch.nn.Module, batch_size: int = 1, threads:
     images = np.random.default_rng(0).standard_normal((batch_size, *size), dtype=np.float32)
     runs = [1e3 * t / batch_size for t in run_times(session, images, warmup=warmup, repeats=repeats)]
     deciles = statistics.quantiles(runs, n=10)
-    return Latency(round(statistics.median(runs), 5), round(deciles[0], 5), round(deciles[-1], 5), repeats,
-                   batch_size, threads, machine(), onnxruntime.__version__)
+    return Latency(round(statistics.median(runs), 5), round(deciles[0], 5), round(deciles[-1], 5), round(min(runs), 5),
+                   repeats, batch_size, threads, machine(), onnxruntime.__version__)
 
 
 def _export_for_timing(model: torch.nn.Module, size: tuple[int, int, int], path: Path) -> None:
