@@ -129,8 +129,21 @@ def test_a_cifar_file_that_would_run_a_command_is_refused_without_running_it(tmp
     assert not marker.exists()
 
 
+class _HugeArray:
+    """87 bytes that ask NumPy for an array of 10**9 elements before any of its bytes are read."""
+
+    def __reduce__(self):
+        return (np.zeros(1).__reduce__()[0], (np.ndarray, (10**9,), b"b"))
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda p: p.write_bytes(p.read_bytes()[:100]), r"is not a CIFAR batch \("),
+    (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]})),
+     r"is not a CIFAR batch \(it holds \['data', 'labels'\], not 'data' and 'labels'\)"),
+    (lambda p: p.write_bytes(pickle.dumps({b"data": _HugeArray(), b"labels": [0]}, protocol=2)),
+     r"is not a CIFAR batch \(it builds an array of shape \(1000000000,\) before reading its bytes"),
+    (lambda p: p.write_bytes(pickle.dumps({b"data": np.array([1, "x"], dtype=object), b"labels": [0, 1]})),
+     r"is not a CIFAR batch \(it holds an array of Python objects"),
     (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), r"is not a CIFAR batch \(it holds list"),
     (lambda p: p.write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]})),
      r"'data' is \(2, 10\) \(allowed: N x 3072 unsigned bytes\)"),
@@ -144,9 +157,10 @@ def test_damaged_cifar_files_are_one_line_naming_the_file(tmp_path: Path, damage
         load_dataset("cifar10", str(tmp_path))
 
 
-def test_a_cifar_label_out_of_range_is_refused(tmp_path: Path) -> None:
-    _cifar_folder(tmp_path, labels=[57] + list(range(9)))
-    with pytest.raises(DataError, match=r"data_batch_1: label 57 is out of range \(allowed: 0\.\.9\)"):
+@pytest.mark.parametrize("label, shown", [(57, "57"), (-1, "-1"), (10**30, "of 31 digits")])
+def test_a_cifar_label_out_of_range_is_refused(tmp_path: Path, label: int, shown: str) -> None:
+    _cifar_folder(tmp_path, labels=[label] + list(range(9)))
+    with pytest.raises(DataError, match=rf"data_batch_1: label {shown} is out of range \(allowed: 0\.\.9\)"):
         load_dataset("cifar10", str(tmp_path))
 
 

@@ -17,6 +17,7 @@ from search_spaces import Arch, reference, references
 
 from ..complexity import Complexity, complexity
 from ..errors import ConfigError, report_user_errors
+from ..secrets import redact
 from .hydra_app import quiet_optuna, run_hydra_app
 
 __all__ = ["COMMANDS", "complexity_main", "dashboard_main", "export_main", "load_arch", "report_main", "search_main",
@@ -164,7 +165,7 @@ def search_main() -> None:
 def train_main() -> None:
     """`nas-train ARCH.yaml [overrides]`: full training of an exported architecture;
     `nas-train study.name=NAME [overrides]`: of the study's Pareto front, exported as models."""
-    command = " ".join(["nas-train", *sys.argv[1:]])
+    command = redact(" ".join(["nas-train", *sys.argv[1:]]))  # recorded in metrics.json and the model card
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
         sys.argv[1] = f"arch={sys.argv[1]}"
     quiet_optuna()
@@ -216,7 +217,7 @@ def report_main() -> None:
 def export_main() -> None:
     """`nas-export study.name=...`: deployable folders (spec, weights, ONNX, card) for the front."""
     quiet_optuna()
-    command = " ".join(["nas-export", *sys.argv[1:]])
+    command = redact(" ".join(["nas-export", *sys.argv[1:]]))  # recorded in metrics.json and the model card
 
     def task(cfg: Any) -> int:
         from ..results import export_models

@@ -126,7 +126,11 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     register_configs()
     _terminate_as_interrupt()
     # Before Hydra sees the command line: it writes and prints the overrides (multirun.yaml, launch lines).
-    sys.argv[1:] = hide_passwords(_quote_non_ascii(sys.argv[1:]), ("storage.url",))
+    try:
+        sys.argv[1:] = hide_passwords(_quote_non_ascii(sys.argv[1:]), ("storage.url",))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     _check_overrides(config_name, sys.argv[1:], verbose or os.environ.get("HYDRA_FULL_ERROR") == "1")
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)

@@ -34,12 +34,44 @@ _IMAGE_BYTES = 3 * 32 * 32
 
 class _CifarUnpickler(pickle.Unpickler):
     """A pickle reader that refuses every class or function outside `_ALLOWED`: a pickle names
-    the callables it is rebuilt with, and the plain `pickle.load` would call any of them."""
+    the callables it is rebuilt with, and the plain `pickle.load` would call any of them. The
+    allowed ones are bounded too, so that a small file cannot ask for gigabytes: NumPy's own
+    pickles call `_reconstruct` for an empty array and fill it from the file's bytes, and a CIFAR
+    batch holds no Python objects in its arrays."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR batch never holds")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if name == "_reconstruct":
+            return _empty_only(found)
+        if name == "dtype":
+            return _no_objects(found)
+        return found
+
+
+def _empty_only(reconstruct: Any) -> Any:
+    def checked(cls: Any, shape: Any, dtype: Any) -> Any:
+        if tuple(shape) != (0,):
+            raise pickle.UnpicklingError(f"it builds an array of shape {tuple(shape)!r} before reading its bytes, "
+                                         "which NumPy's own pickles never do")
+        return reconstruct(cls, shape, dtype)
+
+    return checked
+
+
+def _no_objects(dtype: Any) -> Any:
+    def checked(spec: Any, *args: Any) -> Any:
+        made = dtype(spec, *args)
+        if made.hasobject:
+            raise pickle.UnpicklingError("it holds an array of Python objects, which a CIFAR batch never does")
+        return made
+
+    return checked
+
+
+def _decoded(key: Any) -> str:
+    return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
 
 
 def _read_batch(path: Path, key: bytes, classes: int) -> Split:
@@ -48,11 +80,12 @@ def _read_batch(path: Path, key: bytes, classes: int) -> Split:
             entry = _CifarUnpickler(handle, encoding="bytes").load()
     except OSError as err:
         raise DataError(f"data.root: {path} cannot be read ({err.strerror or err})") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError, MemoryError) as err:
         raise DataError(f"data.root: {path} is not a CIFAR batch ({err or type(err).__name__}); "
                         "download it again") from None
     if not isinstance(entry, dict) or b"data" not in entry or key not in entry:
-        found = sorted(k.decode(errors="replace") for k in entry) if isinstance(entry, dict) else type(entry).__name__
+        found = sorted(map(_decoded, entry)) if isinstance(entry, dict) else type(entry).__name__
         raise DataError(f"data.root: {path} is not a CIFAR batch (it holds {found}, not 'data' and "
                         f"{key.decode()!r}); download it again")
     data, labels = entry[b"data"], entry[key]
@@ -63,10 +96,11 @@ def _read_batch(path: Path, key: bytes, classes: int) -> Split:
     if not (isinstance(labels, list) and len(labels) == len(data) and all(type(v) is int for v in labels)):
         raise DataError(f"data.root: {path}: {key.decode()!r} must hold one integer label per image "
                         f"({len(data)} images)")
+    bad = next((v for v in labels if not 0 <= v < classes), None)  # before NumPy, which overflows on 10**30
+    if bad is not None:
+        shown = bad if abs(bad) < 10**12 else f"of {len(str(abs(bad)))} digits"
+        raise DataError(f"data.root: {path}: label {shown} is out of range (allowed: 0..{classes - 1})")
     ys = np.asarray(labels, dtype=np.int64)
-    if ys.size and (ys.min() < 0 or ys.max() >= classes):
-        bad = int(ys.max()) if ys.max() >= classes else int(ys.min())
-        raise DataError(f"data.root: {path}: label {bad} is out of range (allowed: 0..{classes - 1})")
     return Split(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(ys))
 
 
