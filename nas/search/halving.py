@@ -8,8 +8,9 @@ Asynchronous Successive Halving"): at a rung, the architectures measured there s
 into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while it is among
 the best `keep` share of them (whole fronts first; NSGA-II's crowding distance splits the front
 the cut falls in, so the most accurate and the cheapest go first). MACs are known before
-training (and so is latency, timed before training), so only accuracy is uncertain at a rung. The rule reads every trial of the study from
-its storage, so workers sharing one storage share the rungs.
+training, and so is latency (timed before training), so only accuracy is uncertain at a rung.
+The rule reads every trial of the study from its storage, so workers sharing one storage share
+the rungs.
 """
 
 from __future__ import annotations
