@@ -199,8 +199,10 @@ def test_leftover_metrics_are_never_taken_for_a_trained_member(make_cfg, monkeyp
     genotype = first["genotype"]
     for leftover, refusal in (
         ({**first, "genotype": "in_c1_r16_k4|other"}, r"metrics.json is of another network \(in_c1_r16_k4\|other, not trial"),
-        ({"x": 1}, r"cannot be read as nas-train's metrics \(it needs test_acc, epochs, genotype\)"),
+        ({"x": 1}, r"cannot be read as nas-train's metrics \(it needs test_acc, epochs, genotype: "),
         ([], r"cannot be read as nas-train's metrics"),
+        ({**first, "test_acc": "x", "epochs": "y"}, r"cannot be read as nas-train's metrics \(it needs test_acc"),
+        ({**first, "test_acc": float("nan"), "epochs": -1}, r"an accuracy in 0\.\.1, epochs a positive integer"),
     ):
         metrics_file.write_text(json.dumps(leftover))
         written.clear()
@@ -424,3 +426,39 @@ def test_a_zip_bomb_weights_file_is_refused_before_it_is_inflated(tmp_path: Path
     assert str(info.value).startswith(f"{bomb} holds compressed entries (saved/data.pkl), which torch.save never writes")
     with pytest.raises(DataError, match=r"saved.pt is \d+ bytes, too large for weights of this network \(\d+ bytes"):
         load_weights(model, saved)  # the same tensors uncompressed: far larger than the network's weights
+
+
+def _nas_search(*args: str, cwd: Path) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "nas", "search", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, check=False)
+    return done.returncode, done.stderr
+
+
+def test_a_billion_laughs_hydra_config_is_refused_before_hydra_expands_it(tmp_path: Path) -> None:
+    (tmp_path / "cfg" / "grp").mkdir(parents=True)
+    levels = "".join(f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]\n" for k in range(1, 9))
+    (tmp_path / "cfg" / "grp" / "laughs.yaml").write_text("a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + levels)
+    # Unexpanded it is 9 + 8 * 10 nodes; expanded, each level nine times the one below (hand count).
+    expanded = 1 + sum(1 + sum(9**j for j in range(k + 2)) for k in range(9))
+    for args in (["--config-dir", str(tmp_path / "cfg"), "+grp=laughs"],
+                 [f"--config-dir={tmp_path / 'cfg'}", "--config-name", "grp/laughs"]):
+        code, stderr = _nas_search(*args, "data=synthetic", cwd=tmp_path)
+        assert code == 2 and stderr.splitlines() == [
+            f"error: {tmp_path / 'cfg' / 'grp' / 'laughs.yaml'}: its YAML aliases expand to {expanded:,} values "
+            "(allowed: up to 100,000), which would take gigabytes to load"], stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+x=" + "[" * 50_000 + "]" * 50_000, "x: the value is nested 50000 brackets deep (allowed: up to 32)"),
+    ("data.root=" + "[" * 50_000, "data.root: the value is nested 50000 brackets deep (allowed: up to 32)"),
+    ("data.pad_crop=" + "9" * 5000, "data.pad_crop: the value holds a number of 5000 digits (allowed: up to 100)"),
+])
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_override_too_deep_or_too_long_a_number_is_one_line(override: str, message: str, multirun: bool,
+                                                               tmp_path: Path) -> None:
+    code, stderr = _nas_search(*(["-m"] if multirun else []), "data=synthetic", override, cwd=tmp_path)
+    assert code == 2 and stderr.splitlines() == [f"error: {message}"], stderr[-2000:]

@@ -4,6 +4,7 @@ config composed and checked before Hydra starts (one-line errors), signals, Optu
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,7 @@ def compose_config(config_name: str, overrides: list[str]) -> Any:
     from ..errors import ConfigError
 
     register_configs()
+    _check_override_sizes(overrides)
     # Called inside a Hydra app (a job that searches), Hydra is initialized already: set aside.
     outer = GlobalHydra.instance().hydra
     GlobalHydra.instance().clear()
@@ -78,12 +80,73 @@ def compose_config(config_name: str, overrides: list[str]) -> Any:
         cause = err.__cause__ if err.__cause__ is not None else err
         lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
         key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), "")
-        raise ConfigError(key or "overrides", lines[0] if lines else type(err).__name__) from None
+        shown = lines[0] if lines else type(err).__name__
+        raise ConfigError(key or "overrides", shown if len(shown) <= 300 else f"{shown[:300]}...") from None
     finally:
         if outer is not None:
             GlobalHydra.instance().initialize(outer)
     check_fields(settings, "", ConfigError)
     return settings
+
+
+#: Limits on an override's value, checked before Hydra's parser (which recurses once per bracket)
+#: and Python's int() (which refuses over 4,300 digits) see it: no field needs more.
+MAX_NESTING, MAX_DIGITS = 32, 100
+#: Hydra config files a run reads from --config-dir may expand their aliases to this many values.
+MAX_YAML_VALUES = 100_000
+
+
+def _check_override_sizes(overrides: list[str]) -> None:
+    """Refuse, naming the key, an override nested deeper than MAX_NESTING brackets or holding a
+    number of more than MAX_DIGITS digits."""
+    from ..errors import ConfigError
+
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        depth = deepest = 0
+        for char in value:
+            depth += char in "[{("
+            depth -= char in "]})" and depth > 0
+            deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            raise ConfigError(key, f"the value is nested {deepest} brackets deep (allowed: up to {MAX_NESTING})")
+        longest = max((len(run) for run in re.findall(r"\d+", value)), default=0)
+        if longest > MAX_DIGITS:
+            raise ConfigError(key, f"the value holds a number of {longest} digits (allowed: up to {MAX_DIGITS})")
+
+
+def check_config_files(args: list[str]) -> None:
+    """Refuse a YAML file of a `--config-dir` (`-cd`) folder whose aliases would expand to more than
+    MAX_YAML_VALUES values (a "billion laughs" file: a few hundred bytes that OmegaConf would
+    expand into gigabytes), or that is nested too deeply to read, before Hydra loads it. The
+    aliases are counted on the composed node graph, where each is one shared node: no expansion."""
+    import yaml
+
+    from ..errors import ConfigError
+
+    folders = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-cd", "--config-dir")]
+    folders += [a.split("=", 1)[1] for a in args if a.startswith("--config-dir=")]
+    for folder in map(Path, folders):
+        for path in sorted(folder.rglob("*.yaml"))[:1000] if folder.is_dir() else []:
+            sizes: dict[int, int] = {}
+
+            def size(node: Any) -> int:
+                if id(node) not in sizes:
+                    children = node.value if isinstance(node.value, list) else []
+                    sizes[id(node)] = 1 + sum(size(c) for pair in children
+                                              for c in (pair if isinstance(pair, tuple) else (pair,)))
+                return sizes[id(node)]
+
+            try:
+                values = size(yaml.compose(path.read_text(errors="replace"))) if path.stat().st_size else 0
+            except (yaml.YAMLError, OSError):
+                continue  # Hydra reports what is wrong with it
+            except RecursionError:
+                raise ConfigError(str(path), "it is nested too deeply to read") from None
+            if values > MAX_YAML_VALUES:
+                raise ConfigError(str(path), f"its YAML aliases expand to {values:,} values (allowed: up to "
+                                             f"{MAX_YAML_VALUES:,}), which would take gigabytes to load")
 
 
 def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
@@ -125,10 +188,13 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
         sys.argv.remove("--verbose")
     register_configs()
     _terminate_as_interrupt()
-    # Before Hydra sees the command line: it writes and prints the overrides (multirun.yaml, launch lines).
     try:
+        # Before Hydra sees the command line: it writes and prints the overrides (multirun.yaml,
+        # launch lines), and loads the config files of --config-dir.
         sys.argv[1:] = hide_passwords(_quote_non_ascii(sys.argv[1:]), ("storage.url",))
-    except ValueError as err:
+        check_config_files(sys.argv[1:])
+        _check_override_sizes([a for a in sys.argv[1:] if "=" in a and not a.startswith("-")])  # -m too
+    except ValueError as err:  # ConfigError too
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     _check_overrides(config_name, sys.argv[1:], verbose or os.environ.get("HYDRA_FULL_ERROR") == "1")

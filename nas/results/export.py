@@ -260,12 +260,20 @@ TRAINING_FIELDS = ("test_acc", "epochs", "genotype")
 
 
 def read_training_metrics(path: Path) -> dict[str, Any] | None:
-    """nas-train's metrics of one model; None when the file is missing, torn, or not one nas-train wrote."""
+    """nas-train's metrics of one model; None when the file is missing, torn, or not one nas-train
+    wrote (its fields missing or of other kinds: an accuracy outside 0..1 or not a number, epochs not
+    a positive integer, a genotype not a string)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return data if isinstance(data, dict) and all(k in data for k in TRAINING_FIELDS) else None
+    if not (isinstance(data, dict) and all(k in data for k in TRAINING_FIELDS)):
+        return None
+    acc, epochs = data["test_acc"], data["epochs"]
+    valid = (isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0.0 <= acc <= 1.0
+             and isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0
+             and isinstance(data["genotype"], str))
+    return data if valid else None
 
 
 def _speed_line(speed: dict[str, Any] | None) -> str:

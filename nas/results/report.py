@@ -77,7 +77,8 @@ def export_models(cfg: NasConfig, *, command: str = "", trials: Collection[int] 
             full = read_training_metrics(metrics_file)
             if full is None:
                 raise DataError(f"{metrics_file} cannot be read as nas-train's metrics (it needs "
-                                f"{', '.join(TRAINING_FIELDS)}); train it again with nas-train")
+                                f"{', '.join(TRAINING_FIELDS)}: an accuracy in 0..1, epochs a positive integer, "
+                                "a genotype); train it again with nas-train")
             if full["genotype"] != c.genotype:  # left by another network under the same trial number
                 raise DataError(f"{metrics_file} is of another network ({full['genotype']}, not trial {c.trial}'s "
                                 f"{c.genotype}); train it again with nas-train")
