@@ -446,9 +446,9 @@ def test_a_billion_laughs_hydra_config_is_refused_before_hydra_expands_it(tmp_pa
     for args in (["--config-dir", str(tmp_path / "cfg"), "+grp=laughs"],
                  [f"--config-dir={tmp_path / 'cfg'}", "--config-name", "grp/laughs"]):
         code, stderr = _nas_search(*args, "data=synthetic", cwd=tmp_path)
-        assert code == 2 and stderr.splitlines() == [
+        assert code == 2 and stderr.splitlines() == [(
             f"error: {tmp_path / 'cfg' / 'grp' / 'laughs.yaml'}: its YAML aliases expand to {expanded:,} values "
-            "(allowed: up to 100,000), which would take gigabytes to load"], stderr
+            "(allowed: up to 100,000), which would take gigabytes to load")], stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "outputs").exists()
 
 

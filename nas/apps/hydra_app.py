@@ -129,17 +129,8 @@ def check_config_files(args: list[str]) -> None:
     folders += [a.split("=", 1)[1] for a in args if a.startswith("--config-dir=")]
     for folder in map(Path, folders):
         for path in sorted(folder.rglob("*.yaml"))[:1000] if folder.is_dir() else []:
-            sizes: dict[int, int] = {}
-
-            def size(node: Any) -> int:
-                if id(node) not in sizes:
-                    children = node.value if isinstance(node.value, list) else []
-                    sizes[id(node)] = 1 + sum(size(c) for pair in children
-                                              for c in (pair if isinstance(pair, tuple) else (pair,)))
-                return sizes[id(node)]
-
             try:
-                values = size(yaml.compose(path.read_text(errors="replace"))) if path.stat().st_size else 0
+                values = _expanded_size(yaml.compose(path.read_text(errors="replace")), {}) if path.stat().st_size else 0
             except (yaml.YAMLError, OSError):
                 continue  # Hydra reports what is wrong with it
             except RecursionError:
@@ -147,6 +138,18 @@ def check_config_files(args: list[str]) -> None:
             if values > MAX_YAML_VALUES:
                 raise ConfigError(str(path), f"its YAML aliases expand to {values:,} values (allowed: up to "
                                              f"{MAX_YAML_VALUES:,}), which would take gigabytes to load")
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """Values a composed YAML node stands for once its aliases are expanded (`sizes`: by node, so
+    that a node shared by many aliases is counted once per use without being walked again)."""
+    if node is None:
+        return 0
+    if id(node) not in sizes:
+        children = node.value if isinstance(node.value, list) else []
+        sizes[id(node)] = 1 + sum(_expanded_size(c, sizes) for item in children
+                                  for c in (item if isinstance(item, tuple) else (item,)))
+    return sizes[id(node)]
 
 
 def _check_overrides(config_name: str, args: list[str], verbose: bool) -> None:
