@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import pickle
 import re
@@ -15,6 +16,7 @@ import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -55,6 +57,12 @@ def _weights(kind: str) -> Callable[[Path], None]:
             path.write_bytes(pickle.dumps({"stem.0.0.weight": Exception("not a tensor")}))
 
     return prepare
+
+
+def _metrics_of_another_kind(work: Path) -> None:
+    """nas-train's metrics.json of the finished study's member, its accuracy and epochs made strings."""
+    path = next((work / "runs/done/export").glob("trial_*.metrics.json"))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "test_acc": "x", "epochs": "y"}))
 
 
 # (title, program, arguments, preparation); every case should give one line and exit status 2.
@@ -107,7 +115,22 @@ CASES: list[tuple[str, str, list[str], Callable[[Path], None] | None]] = [
     ("truncated `trial_NNNN.pt`", "nas-export", DONE, _weights("truncated")),
     ("`trial_NNNN.pt` that weights-only loading refuses", "nas-export", DONE, _weights("pickled")),
     ("a zip-bomb `trial_NNNN.pt` (compressed entries)", "nas-export", DONE, _weights("bomb")),
+    ("nas-train's `metrics.json` with a string for its accuracy and epochs", "nas-export", DONE,
+     _metrics_of_another_kind),
     ("a dashboard port in use", "nas-dashboard", [*DONE, "dashboard.port=PORT_IN_USE"], None),
+    ("a billion-laughs Hydra config in `--config-dir` (aliases expanding to 490 million values, 468 bytes)",
+     "nas-search", ["--config-dir", "hydra-cfg", "+grp=laughs", "data=synthetic"], None),
+    ("an override nested 50,000 brackets deep", "nas-search", ["data=synthetic", "+x=" + "[" * 50_000 + "]" * 50_000],
+     None),
+    ("a 5,000-digit number in an override, with `-m`", "nas-search", ["-m", "data=synthetic", "data.pad_crop=" + "9" * 5000],
+     None),
+    ("a CIFAR batch whose pickle would run a shell command", "nas-search", ["data=cifar10", "data.root=cifar-pwn"], None),
+    ("a CIFAR batch of 87 bytes asking NumPy for a 10^9-element array", "nas-search",
+     ["data=cifar10", "data.root=cifar-huge"], None),
+    ("a CIFAR label of 10^30", "nas-search", ["data=cifar10", "data.root=cifar-label"], None),
+    ("a sweep over two storage URLs with passwords", "nas-search",
+     ["-m", "data=synthetic", "storage=postgres", "storage.url=postgresql://nas:pw1@127.0.0.1:9/a,postgresql://nas:pw2@127.0.0.1:9/b"],
+     None),
 ]
 
 # (title, program, arguments, the output line that shows it): cases that used to go wrong silently.
@@ -187,7 +210,7 @@ FAULTS = """
 | `kill -9` during an export | the hidden scratch folder (`models/.trial_NNNN.*`) it was building is removed by the next export, once no process holds its lock and it has not changed for a minute; a live export's is left alone | - | `test_scratch_folders_of_a_killed_export_are_removed_and_a_live_ones_kept` |
 | the disk fills (or a quota, or a read-only filesystem) while the outputs are written | the file being written is not replaced (no half-written `pareto.png`, no temporary left); the study is kept | `error: cannot write runs/x/pareto.png: No space left on device; the study is kept: free some space, then run the same command again (or nas-report) to write the outputs`, exit 2 | `test_a_disk_full_while_writing_the_outputs_is_one_line_and_the_study_is_kept` |
 | a `study.db` cut to 0 bytes (a full disk, a bad copy), met by `nas-search` | refused, and left as it is, when it has been empty for over a minute (a file another worker created a moment ago is a new database); `nas-report` refuses an empty one at once | `error: storage.url: runs/x/study.db is empty (0 bytes), which no study database is: it was cut short or made by hand; move it away to start a new search there` | `test_nas_search_on_a_database_emptied_long_ago_refuses_it_and_leaves_it`, `test_nas_report_on_an_empty_database_writes_nothing_into_it` |
-| a storage password on the command line (`storage.url=postgresql://USER:PASSWORD@...`, also with `-m`) | the password leaves the command line before Hydra records it and reaches the workers in `NAS_STORAGE_PASSWORD`: it is in no file of the run (multirun.yaml, configs, logs) and in no line printed, a refused start included | URLs shown as `postgresql://USER:***@...` | `test_a_multirun_on_postgresql_writes_and_prints_its_password_nowhere`, `test_redact_hides_every_form_of_password` |
+| a storage password on the command line (`storage.url=postgresql://USER:PASSWORD@...` or `...?password=PASSWORD`, also with `-m`) | the password leaves the command line before Hydra records it and reaches the workers in `NAS_STORAGE_PASSWORD`: it is in no file of the run (multirun.yaml, configs, logs, nas-train's `metrics.json` and model cards, which record the command with it redacted) and in no line printed, a refused start included; a sweep over several URLs with passwords is refused (one variable carries one password) | URLs shown as `postgresql://USER:***@...` | `test_a_multirun_on_postgresql_writes_and_prints_its_password_nowhere`, `test_redact_hides_every_form_of_password`, `test_a_password_in_the_query_leaves_the_command_line_too`, `test_a_sweep_over_urls_with_passwords_is_refused_not_cut_to_one` |
 
 With the journal storage (`storage=journal`) Optuna has no heartbeats: a killed worker's trial is
 failed by a run on its own host, but one from another machine stays RUNNING and holds its slot.
@@ -216,9 +239,17 @@ Use SQLite or PostgreSQL where workers on several machines may be killed.
 - CIFAR's files are Python pickles by design; they are read by an unpickler that builds nothing
   but NumPy arrays, lists, bytes and numbers, so a planted file (`.data/cifar-10-batches-py/` is
   looked in by default) cannot run code: it is refused with one line naming the file and what it asked for,
-  as are truncated or mis-laid-out batches and labels out of range
+  as are truncated or mis-laid-out batches and labels out of range. Nor can it ask for memory:
+  NumPy's own pickles rebuild an array empty and fill it from the file's bytes, so a call for a
+  non-empty one (87 bytes asking for 10^9 elements) is refused, and so are arrays of Python objects
   (`test_a_cifar_file_that_would_run_a_command_is_refused_without_running_it`,
   `test_damaged_cifar_files_are_one_line_naming_the_file`, `test_a_cifar_label_out_of_range_is_refused`).
+- Hydra config files of a `--config-dir` are checked before Hydra loads them: a file whose YAML
+  aliases would expand to over 100,000 values is refused (counted on the composed graph, where an
+  alias is one shared node, so the check itself expands nothing), and on the command line an
+  override nested over 32 brackets deep or holding a number of over 100 digits
+  (`test_a_billion_laughs_hydra_config_is_refused_before_hydra_expands_it`,
+  `test_an_override_too_deep_or_too_long_a_number_is_one_line`).
 """
 
 
@@ -286,6 +317,37 @@ def make_inputs(work: Path) -> None:
     _image_folder(work / "empty-class", {"cat": 6, "dog": 6, "eel": 0})
     _image_folder(work / "grey28", {"coat": 6, "shirt": 6}, mode="L", size=(28, 28))
     (work / "blocked").write_text("a file, not a folder\n")
+    (work / "hydra-cfg" / "grp").mkdir(parents=True)
+    hydra_levels = "".join(f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]\n" for k in range(1, 9))
+    (work / "hydra-cfg" / "grp" / "laughs.yaml").write_text("a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + hydra_levels)
+    for name, hostile in (("cifar-pwn", _RunsAShellCommand(work / "pwned")), ("cifar-huge", _HugeArray()),
+                          ("cifar-label", None)):
+        _cifar_folder(work / name, labels=[10**30] + list(range(9)) if hostile is None else None)
+        if hostile is not None:
+            (work / name / "data_batch_2").write_bytes(pickle.dumps({b"data": hostile, b"labels": [0]}, protocol=2))
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _HugeArray:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (np.zeros(1).__reduce__()[0], (np.ndarray, (10**9,), b"b"))
+
+
+def _cifar_folder(folder: Path, labels: list[int] | None = None) -> None:
+    """The CIFAR-10 python layout: 6 batches of 10 random images."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"batch_label": b"x", b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8),
+                 b"labels": labels or list(range(10))}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
 
 
 def run(work: Path, program: str, args: list[str]) -> Finished:
@@ -298,7 +360,10 @@ def run(work: Path, program: str, args: list[str]) -> Finished:
 
 
 def _cell(text: str, work: Path) -> str:
-    return text.strip().replace(str(work) + "/", "").replace("|", "\\|")
+    """`text` for a table cell: without the work folder, and a run of one character over 12 long
+    shown as the character and its count (`[`x50000)."""
+    text = re.sub(r"(.)\1{12,}", lambda m: f"{m.group(1)}x{len(m.group(0))}", text.strip())
+    return text.replace(str(work) + "/", "").replace("|", "\\|")
 
 
 def main() -> None:
