@@ -10,8 +10,8 @@ again). Then, with nothing else running:
 
 1. every network the MACs search trained to the top rung is timed again (`nas.latency`, 100 runs)
    and both fronts are drawn over that one set of networks: accuracy vs MACs and accuracy vs ms.
-   The table lists each network on either front and which front it is on: the networks that
-   move are the ones on one front only;
+   The table lists each network on either front, and the papers' networks, with the front(s)
+   each is on: the networks that move are the ones on one front only;
 2. the same over the latency search's own top-rung networks, with the milliseconds it measured
    during the search (while its other worker trained), beside the quiet re-measurement;
 3. what each search's front offers: its fastest and its most accurate member, in quiet ms.
@@ -45,7 +45,8 @@ def run(objective: str) -> tuple[Path, float | None]:
 
 
 def table(members: list, ms: dict[int, float], searched_ms: dict[int, float] | None) -> list[str]:
-    """Rows for every member on either front over `members`, with the front(s) it is on."""
+    """Rows for every member on either front over `members` and for the papers' networks, with the
+    front(s) each is on."""
     from nas.results.front import pareto_front
 
     on_macs = {m.trial for m in pareto_front(members, "macs")}
@@ -54,12 +55,15 @@ def table(members: list, ms: dict[int, float], searched_ms: dict[int, float] | N
     header = "| trial | val_acc | test_acc | MMACs | quiet ms |" + (" ms in the search |" if searched_ms else "") \
         + " on the front of | network |"
     lines = [header, "|---|---|---|---|---|" + ("---|" if searched_ms else "") + "---|---|"]
-    for m in sorted((m for m in members if m.trial in on_macs | on_ms), key=lambda m: ms[m.trial]):
-        where = "both" if m.trial in on_macs & on_ms else ("MACs only" if m.trial in on_macs else "latency only")
+    shown = [m for m in members if m.trial in on_macs | on_ms or m.reference]
+    for m in sorted(shown, key=lambda m: ms[m.trial]):
+        where = ("both" if m.trial in on_macs & on_ms else "MACs only" if m.trial in on_macs
+                 else "latency only" if m.trial in on_ms else "neither")
         test = "-" if m.test_acc is None else f"{m.test_acc:.4f}"
         during = f" {searched_ms[m.trial]:.3f} |" if searched_ms else ""
+        name = f"reference {m.reference}" if m.reference else f"`{m.genotype}`".replace("|", "\\|")
         lines.append(f"| {m.trial} | {m.val_acc:.4f} | {test} | {m.mmacs:.2f} | {ms[m.trial]:.3f} |{during} {where} | "
-                     f"{m.reference or m.genotype} |")
+                     f"{name} |")
     moved = len(on_macs ^ on_ms)
     lines.append("")
     lines.append(f"{len(members)} networks trained to the top rung; MACs front {len(on_macs)}, latency front "
