@@ -343,7 +343,34 @@ def test_nas_search_on_a_database_emptied_long_ago_refuses_it_and_leaves_it(make
     assert str(info.value) == (f"storage.url: {database} is empty (0 bytes), which no study database is: it was cut "
                                "short or made by hand; move it away to start a new search there")
     assert database.stat().st_size == 0
-    database.touch()  # as a worker starting a moment earlier leaves it: taken as a new database
+
+
+def test_a_fresh_empty_database_is_waited_for_then_refused_unless_its_creator_fills_it(make_cfg, monkeypatch) -> None:
+    """A 0-byte file made a moment ago is what a worker that has just created the database leaves
+    until it writes the tables: waited for, and used once it has them; refused if it never does."""
+    import sqlite3
+    import threading
+
+    import nas.search.storage
+
+    monkeypatch.setattr(nas.search.storage, "EMPTY_GRACE_S", 2.0)
+    cfg = make_cfg("search.n_trials=1")
+    database = Path(cfg.storage.url.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True)
+    database.touch()  # made by hand a moment ago, and nobody fills it
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"^storage.url: .*study.db is empty \(0 bytes\)"):
+        run_search(cfg, progress=False)
+    assert time.monotonic() - started >= 1.5 and database.stat().st_size == 0
+    database.unlink()
+    database.touch()
+
+    def creator() -> None:  # the other worker, writing the first table half a second later
+        time.sleep(0.5)
+        with sqlite3.connect(database) as db:
+            db.execute("CREATE TABLE other_worker (x)")
+
+    threading.Thread(target=creator).start()
     assert run_search(cfg, progress=False).trained == 1
 
 

@@ -83,18 +83,22 @@ def _create_with_umask(path: Path) -> None:
         _check_not_emptied(path)
 
 
-#: A database file this long without its tables is not one another worker is creating right now.
-EMPTY_GRACE_S = 60.0
+#: A database file this long without its tables is not one another worker is creating right now:
+#: the worker that creates the file (`_create_with_umask`) writes the tables next, within its retries.
+EMPTY_GRACE_S = 20.0
 
 
 def _check_not_emptied(path: Path) -> None:
-    """Refuse a SQLite file that exists but is empty (0 bytes) and has been for a while: a study
-    database cut to nothing (a full disk, a bad copy) or a file made by hand, which SQLite would
-    silently turn into a new, empty study. A file a worker created a moment ago is left alone."""
-    stat = path.stat()
-    if stat.st_size == 0 and time.time() - stat.st_mtime > EMPTY_GRACE_S:
-        raise ConfigError("storage.url", f"{path} is empty (0 bytes), which no study database is: it was cut short "
-                                         "or made by hand; move it away to start a new search there")
+    """Refuse a SQLite file that exists but is empty (0 bytes) and stays so: a study database cut
+    to nothing (a full disk, a bad copy) or a file made by hand, which SQLite would silently turn
+    into a new, empty study. A file another worker created a moment ago gets its tables within
+    EMPTY_GRACE_S of being made, and is waited for."""
+    deadline = time.monotonic() + max(0.0, EMPTY_GRACE_S - (time.time() - path.stat().st_mtime))
+    while path.stat().st_size == 0:
+        if time.monotonic() >= deadline:
+            raise ConfigError("storage.url", f"{path} is empty (0 bytes), which no study database is: it was cut "
+                                             "short or made by hand; move it away to start a new search there")
+        time.sleep(0.2)
 
 
 def _check_redis(url: str) -> None:
