@@ -192,3 +192,29 @@ def test_a_sweep_resumed_with_another_budget_is_refused(tmp_path: Path) -> None:
                            check=False, timeout=900)
     assert "error: hydra.sweeper.study_name: study 'odd' already holds a different search (budget_mflops=2.0)" \
         in again.stderr, again.stderr[-3000:]
+
+
+def test_a_sweep_started_in_the_background_stops_on_sigint(tmp_path: Path) -> None:
+    """A non-interactive shell starts `&` jobs with SIGINT ignored; `kill -INT` still ends the sweep
+    as Ctrl-C does (exit 130, "interrupted")."""
+    import os
+    import signal
+    import time
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(ODD_CONFIG)
+    (tmp_path / "app.py").write_text(ODD_APP.replace("    value = RETURNS", "    Path('started').touch()\n"
+                                                     "    import time; time.sleep(120)\n    value = RETURNS"))
+    command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", sys.executable, "app.py", "-m",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists():
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()
+        time.sleep(0.2)
+    os.kill(sweep.pid, signal.SIGINT)
+    try:
+        _, stderr = sweep.communicate(timeout=60)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]

@@ -25,9 +25,15 @@ class NasSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        import signal
+
         from nas.errors import report_user_errors
 
         from ._impl import run_sweep, sweeper_settings
 
         assert self.config is not None and self.launcher is not None
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A job a script starts with `&` inherits SIGINT ignored, and Python keeps it so: `kill -INT`
+            # (and a terminal's Ctrl-C after `fg`) would do nothing. Interrupt the sweep as in the foreground.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         return report_user_errors(lambda: run_sweep(sweeper_settings(self.settings), self.launcher, self.config, arguments))
