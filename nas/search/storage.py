@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,25 +205,29 @@ def open_study(cfg: NasConfig, shape: DataShape, storage: optuna.storages.BaseSt
 def _check_same_machine(study: optuna.Study, cfg: NasConfig) -> None:
     """objective=latency: record the CPU the trials are timed on; refuse to go on timing them on
     another, whose milliseconds could not be compared with those the study holds."""
-    here, stored = machine(), study.user_attrs.get(StudyAttr.LATENCY_MACHINE)
-    if stored is None:
-        study.set_user_attr(StudyAttr.LATENCY_MACHINE, here)
-    elif stored != here:
-        raise ConfigError("objective", f"study {cfg.study.name!r} timed its networks on {stored}, and this machine is "
-                                       f"{here}: latencies from two machines cannot be compared (allowed: resume it "
-                                       "there, or another study.name for a new search)")
+    here = machine()
+    _recorded_once(study, StudyAttr.LATENCY_MACHINE, here, "objective", lambda stored: (
+        f"study {cfg.study.name!r} timed its networks on {stored}, and this machine is {here}: latencies from two "
+        "machines cannot be compared (allowed: resume it there, or another study.name for a new search)"))
 
 
 def _check_same_data(study: optuna.Study, cfg: NasConfig, fingerprint: str) -> None:
     """Record the data's fingerprint on a new study (or one from before it was recorded); refuse
     to resume a study with other images or labels, whose trials could not be compared."""
-    stored = study.user_attrs.get(StudyAttr.DATA_FINGERPRINT)
+    _recorded_once(study, StudyAttr.DATA_FINGERPRINT, fingerprint, "data", lambda stored: (
+        f"study {cfg.study.name!r} was searched on other images or labels (fingerprint {stored}; this data's is "
+        f"{fingerprint}): resume it with the data it was searched on, or choose another study.name for a search on "
+        "this data"))
+
+
+def _recorded_once(study: optuna.Study, attr: str, value: Any, field: str, refusal: Callable[[Any], str]) -> None:
+    """Record `value` as the study attribute `attr` on a new study (or one from before it was
+    recorded); on a study that holds another, raise ConfigError naming `field` with `refusal(stored)`."""
+    stored = study.user_attrs.get(attr)
     if stored is None:
-        study.set_user_attr(StudyAttr.DATA_FINGERPRINT, fingerprint)
-    elif stored != fingerprint:
-        raise ConfigError("data", f"study {cfg.study.name!r} was searched on other images or labels (fingerprint "
-                                  f"{stored}; this data's is {fingerprint}): resume it with the data it was searched "
-                                  "on, or choose another study.name for a search on this data")
+        study.set_user_attr(attr, value)
+    elif stored != value:
+        raise ConfigError(field, refusal(stored))
 
 
 #: Proxy fields that change how fast a trial is scored or what else is recorded, not its score.
