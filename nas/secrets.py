@@ -16,7 +16,8 @@ PASSWORD_ENV = "NAS_STORAGE_PASSWORD"
 # scheme://user:password@host..., the password running to the token's last "@" (so it may hold "/"
 # or "@"); a token ends at whitespace or a quote.
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s'\"]*):(?P<password>[^\s'\"]*)@(?=[^@\s'\"]*(?:[\s'\"]|$))")
-_QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pw)=)[^&\s'\"]*", re.IGNORECASE)
+# A query parameter that holds a password (`?password=...`, `&pw=...`).
+_QUERY = re.compile(r"(?P<head>(?P<sep>[?&])(?:password|passwd|pw)=)(?P<password>[^&\s'\"]*)", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
@@ -24,8 +25,6 @@ def redact(text: str) -> str:
     return _QUERY.sub(r"\g<head>***", _USERINFO.sub(r"\g<head>:***@", text))
 
 
-# One query parameter that holds a password (`?password=...`, `&password=...`).
-_QUERY_PARAM = re.compile(r"(?P<sep>[?&])(?:password|passwd|pw)=(?P<password>[^&\s'\"]*)", re.IGNORECASE)
 #: URL schemes that never take a password.
 _NO_PASSWORD = ("sqlite:", "file:", "unix:")
 
@@ -36,7 +35,7 @@ def split_password(url: str) -> tuple[str, str | None]:
     match = _USERINFO.match(url)
     if match is not None:
         return match["head"] + "@" + url[match.end():], match["password"]
-    query = _QUERY_PARAM.search(url)
+    query = _QUERY.search(url)
     if query is None:
         return url, None
     before, after = url[: query.start()], url[query.end():]

@@ -15,6 +15,7 @@ from typing import Any
 
 from search_spaces import Arch, reference, references
 
+from ..attrs import TrialAttr
 from ..complexity import Complexity, complexity
 from ..errors import ConfigError, report_user_errors
 from ..secrets import redact
@@ -132,7 +133,7 @@ def _print_front(result: Any) -> None:
     if not result.front:
         print("no trained architecture yet")
         return
-    against = "measured CPU latency" if result.axis == "latency_ms" else "MACs"
+    against = "measured CPU latency" if result.axis == TrialAttr.LATENCY_MS else "MACs"
     print(f"\nPareto front ({len(result.front)} architectures, validation accuracy vs {against}; test accuracy "
           "measured once, at the end):")
     _print_table(result.rows)
@@ -204,7 +205,7 @@ def report_main() -> None:
         print(f"study {o.study_name}: {c['trained']} trained, {c['rejected']} rejected, {c['failed']} failed, "
               f"{c['pruned']} pruned, {c['running']} running; budget {o.budget_mflops:g} MMACs")
         _print_table(o.rows())
-        saved = ("time saved, reference: 0 accuracy at the slowest trained network" if o.axis == "latency_ms"
+        saved = ("time saved, reference: 0 accuracy at the slowest trained network" if o.axis == TrialAttr.LATENCY_MS
                  else "MACs saved, reference: 0 accuracy at the budget")
         print(f"hypervolume (accuracy x {saved}): {o.hypervolume:.4f}")
         print("reference networks at this input size: " + ", ".join(f"{n} {m:.2f}" for n, m in r.references))

@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 
+from ..attrs import StudyAttr, TrialAttr
 from ..data import Dataset
 from ..results import FrontMember, Outcome, measure_test, write_outputs
 from ..search import NasConfig, search
@@ -36,7 +37,7 @@ class SearchResult:
     rows: list[tuple[FrontMember, bool]] = field(default_factory=list)  # the front, then references not on it
     prescreened: int = 0  # scored untrained and not chosen (search.prescreen)
     study: optuna.Study | None = None
-    axis: str = "macs"  # the front's cost: macs, or latency_ms (objective=latency)
+    axis: str = TrialAttr.MACS  # the front's cost: macs, or latency_ms (objective=latency)
 
     @property
     def inside_budget(self) -> float:
@@ -84,8 +85,6 @@ class SearchResult:
             import pandas as pd
         except ImportError:
             raise ImportError("SearchResult.to_dataframe needs pandas: pip install pandas") from None
-        from ..attrs import StudyAttr, TrialAttr
-
         if self.study is None:
             raise ValueError("this result holds no study")
         on_front = {m.trial for m in self.front}

@@ -124,8 +124,7 @@ class LatencyConfig:
                                         "repeats": integer_in(3, 100_000), "warmup": integer_in(0, 100_000)}
 
 
-#: The objectives: what each trial's values are, and the cost (a trial attribute) that the front
-#: and the promotion at the rungs weigh against accuracy (None: accuracy alone).
+#: The objectives, by name: the names of a trial's values (accuracy, then the cost minimized if any).
 OBJECTIVES = {"pareto": ("val_acc", "MMACs"), "accuracy": ("val_acc",), "latency": ("val_acc", "latency_ms")}
 
 
@@ -134,7 +133,9 @@ class ObjectiveConfig:
     # pareto: (max val_acc, min MMACs) | accuracy: max val_acc | latency: (max val_acc, min measured
     # CPU ms per image), with MACs still the budget
     name: str = "pareto"
-    pruner: Any = None  # accuracy only: an Optuna pruner ({_target_: ...}; Any: OmegaConf cannot merge a dict into a null dict node)
+    # accuracy only: an Optuna pruner ({_target_: ...}); typed Any, as OmegaConf cannot merge an
+    # override's dict into a null dict node
+    pruner: Any = None
     latency: LatencyConfig = field(default_factory=LatencyConfig)  # objective=latency: how it is timed
 
     RULES: ClassVar[dict[str, Rule]] = {"name": one_of(tuple(OBJECTIVES), noun="objective")}
