@@ -10,7 +10,6 @@ command line runs, with the same configs, files, resume and errors (raised, not 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 from collections import Counter
@@ -75,13 +74,8 @@ def _refuse_in_a_starting_worker() -> None:
     if starting_worker():
         # One write of the whole line: every worker says it at once, and print's two writes (the text,
         # then the newline, when stderr is unbuffered) would interleave theirs.
-        line = ("nas.search: the search's worker processes import your script, which calls nas.search again: "
-                'call it under `if __name__ == "__main__":`, as for any Python multiprocessing\n')
-        sys.stderr.flush()
-        try:
-            os.write(sys.stderr.fileno(), line.encode())
-        except (AttributeError, OSError):  # a stderr without a file descriptor
-            sys.stderr.write(line)
+        sys.stderr.write("nas.search: the search's worker processes import your script, which calls nas.search "
+                         'again: call it under `if __name__ == "__main__":`, as for any Python multiprocessing\n')
         raise SystemExit(STOPPED)
 
 
