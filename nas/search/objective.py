@@ -102,7 +102,15 @@ class Objective:
                                           self.cfg.search.budget_aware)
         if not self.budget.admits(cost):
             return self._rejected(cost)
+        try:  # from admission on: an interrupt while waiting for a slot or recording the spec too
+            return self._admitted(trial, arch, cost, bool(reference))
+        except KeyboardInterrupt:
+            trial.set_user_attr(TrialAttr.FAILURE, "interrupted")
+            raise
 
+    def _admitted(self, trial: optuna.Trial, arch: Arch, cost: Complexity,
+                  reference: bool) -> float | tuple[float, float]:
+        """Claim a training slot, then train up the ladder and record the result."""
         admit(self.study, trial, self.cfg.search.n_trials)
         record_arch(trial, arch, self.artifacts)
         seed = self.cfg.search.seed * 1_000_003 + trial.number
@@ -114,13 +122,10 @@ class Objective:
                 record_latency(trial, model, self.cfg.objective.latency)
             if self.cfg.proxy.zero_cost:
                 record_zero_cost(trial, model, self.data, self.device, seed)
-            val_acc, run = self._climb(trial, model, seed, always_to_top=bool(reference))
+            val_acc, run = self._climb(trial, model, seed, always_to_top=reference)
             self._keep_weights(trial, model)
         except Exception as err:
             trial.set_user_attr(TrialAttr.FAILURE, f"{type(err).__name__}: {err}"[:500])
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr(TrialAttr.FAILURE, "interrupted")
             raise
         finally:
             del model
