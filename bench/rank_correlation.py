@@ -206,6 +206,8 @@ def _recipe(r: dict, val_images: int | None) -> str:
         text += "; the same images in the same order for every architecture"
     if r.get("seed_offset"):
         text += "; a second, independent draw of images, order and augmentation"
+    if r.get("augment") is False:
+        text += "; no augmentation"
     return text
 
 

@@ -57,6 +57,7 @@ class Column:
     same_images: bool = False  # every architecture sees the same images in the same order
     seed_offset: int = 0  # another draw of images, order and augmentation (test-retest)
     init_offset: int = 0  # another initialisation of each architecture (test-retest of a reference)
+    augment: bool = True  # random flips and 2-pixel translations (Fashion-MNIST's data config); False: none
 
     def settings(self, seed: int) -> RunSettings:
         """The trainer's settings for one run of this column, drawing images and order with `seed`."""
@@ -64,7 +65,8 @@ class Column:
 
         return RunSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                            weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
-                           warmup=self.warmup, max_train_images=self.images, seed=seed)
+                           warmup=self.warmup, max_train_images=self.images, seed=seed,
+                           flip=self.augment, pad_crop=2 if self.augment else 0)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,9 @@ SIZES = {
             "ladder_single": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=3, restart=False, rungs=4,
                                           reads=(2, 4, 8)),
             "ladder_restart_eta2": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=2, restart=True, rungs=4),
+            # The default ladder without augmentation: a one-epoch top rung shows each image once.
+            "ladder_restart_eta3_noaug": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=3, restart=True,
+                                                      rungs=3, augment=False),
         },
     ),
     "full": TableSize(

@@ -264,17 +264,24 @@ def test_trained_trials_carry_zero_cost_scores_and_rejected_ones_do_not(make_cfg
     assert not any(key.startswith("zc_") for t in _study(off).trials for key in t.user_attrs)
 
 
-def test_cpu_proxy_takes_its_own_ladder_batch_and_learning_rate() -> None:
+def test_cpu_proxy_takes_its_own_ladder_batch_learning_rate_and_no_augmentation() -> None:
     cfg = compose_config(["study.name=t"])
     cpu = run_settings(cfg, torch.device("cpu"), seed=0)
     s = cpu.settings
     assert (s.batch_size, s.lr, s.max_train_images, s.epochs, cpu.max_val_images) == (32, 0.4, 20000, 1, 1000)
-    assert "batch 32, lr 0.4" in cpu.note
+    assert "batch 32, lr 0.4, no augmentation" in cpu.note
+    assert (s.flip, s.pad_crop) == (False, 0)  # the one-epoch top rung shows each image once
     gpu = run_settings(cfg, torch.device("cuda"), seed=0)
     g = gpu.settings
     assert (g.batch_size, g.lr, g.max_train_images, g.epochs, gpu.max_val_images, gpu.note) == (128, 0.1, None, 3, None, "")
+    assert (g.flip, g.pad_crop) == (True, 2)  # conf/data/fashion_mnist.yaml's
+    augmented = compose_config(["study.name=t", "proxy.on_cpu.augment=true", "data.pad_crop=3"])
+    a = run_settings(augmented, torch.device("cpu"), seed=0)
+    assert (a.settings.flip, a.settings.pad_crop, a.settings.batch_size) == (True, 3, 32)
+    assert "no augmentation" not in a.note
     full = compose_config(["study.name=t", "proxy.on_cpu=null"])
-    assert run_settings(full, torch.device("cpu"), seed=0).settings.batch_size == 128
+    f = run_settings(full, torch.device("cpu"), seed=0).settings
+    assert (f.batch_size, f.flip, f.pad_crop) == (128, True, 2)
 
 
 def test_references_are_the_first_trials_climb_to_the_top_and_are_queued_once(make_cfg) -> None:

@@ -73,6 +73,9 @@ class OnCpuConfig:
     max_val_images: int = 1000  # validation images scored at each rung
     batch_size: Optional[int] = 32  # null: proxy.batch_size
     lr: Optional[float] = 0.4  # peak learning rate; null: proxy.lr
+    # The data's flips and translations (data.flip, data.pad_crop) while training; off by default,
+    # as a one-epoch top rung shows each image once and augmentation only slows it down
+    augment: bool = False
 
     RULES: ClassVar[dict[str, Rule]] = {
         "epochs": positive(integer=True, optional=True),

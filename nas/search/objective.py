@@ -57,20 +57,23 @@ def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> ProxyRun:
     max_train, max_val, screen, note = p.max_train_images, p.max_val_images, p.screen_images, ""
     screen_field = "proxy.screen_images"
     batch_size, lr, epochs = p.batch_size, p.lr, p.epochs
+    flip, pad_crop = cfg.data.flip, cfg.data.pad_crop
     if device.type == "cpu" and p.on_cpu is not None:
         c = p.on_cpu
         max_train = min(max_train or c.max_train_images, c.max_train_images)
         max_val = min(max_val or c.max_val_images, c.max_val_images)
         batch_size, lr, epochs = c.batch_size or batch_size, c.lr or lr, c.epochs or epochs
+        if not c.augment:
+            flip, pad_crop = False, 0
         if c.screen_images:
             screen, screen_field = c.screen_images, "proxy.on_cpu.screen_images"
         note = (
             f"no GPU found: a smaller ladder on the CPU (top rung {epochs} epoch(s) of at most {max_train} "
-            f"training images, batch {batch_size}, lr {lr:g}; {max_val} validation images at each rung); "
-            "set proxy.on_cpu=null for the full ladder"
+            f"training images, batch {batch_size}, lr {lr:g}{'' if c.augment else ', no augmentation'}; "
+            f"{max_val} validation images at each rung); set proxy.on_cpu=null for the full ladder"
         )
     settings = RunSettings.of(p, epochs=epochs, batch_size=batch_size, lr=lr, max_train_images=max_train,
-                              flip=cfg.data.flip, pad_crop=cfg.data.pad_crop, seed=seed)
+                              flip=flip, pad_crop=pad_crop, seed=seed)
     return ProxyRun(settings, max_val, screen, note, screen_field)
 
 
