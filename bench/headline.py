@@ -47,7 +47,7 @@ class HeadlineSize(Size):
 
 SIZES = {
     # The CPU ladder (one epoch of 20,000 images at the top, conf/proxy on_cpu) under 5 MMACs:
-    # about 15 minutes a seed on 2 cores.
+    # about 9 minutes a seed on 2 cores (2026-12-03, AMD EPYC).
     "cpu": HeadlineSize(5.0, 20, 3, ()),
     # The GPU ladder (three epochs of the whole training split at the top); not yet run.
     "gpu": HeadlineSize(20.0, 50, 3, ()),
@@ -99,11 +99,12 @@ def rows(folder: Path) -> list[dict]:
 
 
 def _hv(points: list[dict], budget: float) -> float:
-    from types import SimpleNamespace
+    """The hypervolume of the test-accuracy front (test accuracy in the accuracy slot)."""
+    from nas.results import FrontMember, hypervolume
 
-    from nas.results import hypervolume
-
-    tested = [SimpleNamespace(val_acc=p["test_acc"], mmacs=p["mmacs"]) for p in points if p["test_acc"] is not None]
+    tested = [FrontMember(trial=p["trial"], val_acc=p["test_acc"], macs=round(p["mmacs"] * 1e6), params=0,
+                          genotype=p["genotype"], arch_yaml="")
+              for p in points if p["test_acc"] is not None]
     return hypervolume(tested, budget) if tested else 0.0
 
 
