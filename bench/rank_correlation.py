@@ -366,6 +366,8 @@ def _ladder(r: dict) -> str:
     rungs = ", ".join("top" if d == 1 else f"top/{d}" for d in sorted(_divisors(r)[: r["rungs"]], reverse=True))
     text = f"eta {r['eta']}, rungs at {rungs}; "
     text += "the schedule restarts at each rung" if r["restart"] else "one schedule over the top"
+    if r["restart"] and not r.get("rewarm", True):
+        text += ", at its peak lr after the first (no second warm-up)"
     if r["reads"]:
         text += ", also read at " + ", ".join(f"top/{d}" for d in sorted(r["reads"], reverse=True))
     return text

@@ -79,6 +79,7 @@ class LadderColumn(Column):
 
     eta: int = field(kw_only=True)  # ratio of one rung's steps to the rung below
     restart: bool = field(kw_only=True)  # the schedule restarts at each rung (warm restarts), else one over the top
+    rewarm: bool = field(default=True, kw_only=True)  # each restart warms up again; False: starts at the peak lr
     rungs: int = field(kw_only=True)  # the top and the rungs below it, the lowest the screening rung
     reads: tuple[int, ...] = field(default=(), kw_only=True)  # also read at the top's steps / each (single schedule)
 
@@ -92,7 +93,7 @@ class LadderColumn(Column):
         `n_train` images, cut to its top `rungs` rungs."""
         from nas.search.ladder import ladder_for
 
-        whole = ladder_for(settings, n_train, self.eta, 1, self.restart)  # every rung down to one step
+        whole = ladder_for(settings, n_train, self.eta, 1, self.restart, rewarm=self.rewarm)  # every rung down to one step
         return dataclasses.replace(whole, steps=whole.steps[-self.rungs:])
 
     def read_points(self, ladder: Ladder) -> list[int]:
@@ -164,6 +165,9 @@ SIZES = {
             # The default ladder without augmentation: a one-epoch top rung shows each image once.
             "ladder_restart_eta3_noaug": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=3, restart=True,
                                                       rungs=3, augment=False),
+            # ...and its rungs after the first starting at the peak lr, without a second warm-up.
+            "ladder_peak_eta3_noaug": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=3, restart=True,
+                                                   rewarm=False, rungs=3, augment=False),
         },
     ),
     "full": TableSize(
@@ -291,7 +295,8 @@ def _climb(model: nn.Module, r: LadderColumn, settings: RunSettings, data: Datas
     from nas.training import Training
 
     ladder = r.ladder(settings, len(data.train))
-    run = Training(model, data.train, settings, mean=data.mean, std=data.std, device=device, restarts=ladder.restarts)
+    run = Training(model, data.train, settings, mean=data.mean, std=data.std, device=device, restarts=ladder.restarts,
+                   rewarm=ladder.rewarm)
     acc, seconds = {}, {}
     for steps in r.read_points(ladder):
         run.run_to(steps)

@@ -107,17 +107,20 @@ def _net() -> torch.nn.Module:
                                torch.nn.Linear(4 * 14 * 14, 4))
 
 
-def test_a_run_continued_rung_by_rung_is_the_run_made_in_one_go() -> None:
+@pytest.mark.parametrize("rewarm", [True, False], ids=["restart", "restart_no_warmup"])
+def test_a_run_continued_rung_by_rung_is_the_run_made_in_one_go(rewarm: bool) -> None:
     data = load_dataset("synthetic", resolution=16)
     settings = RunSettings(epochs=3, batch_size=16, lr=0.1, max_train_images=160, seed=5)  # 10 steps an epoch
     ladder = (4, 11, 30)  # rungs inside epochs, across an epoch's end, and at the end
     climbed, whole = _net(), _net()
-    run = Training(climbed, data.train, settings, mean=data.mean, std=data.std, device="cpu", restarts=ladder[:-1])
+    run = Training(climbed, data.train, settings, mean=data.mean, std=data.std, device="cpu", restarts=ladder[:-1],
+                   rewarm=rewarm)
     accuracies = []
     for steps in ladder:
         run.run_to(steps)
         accuracies.append(run.evaluate(data.val))  # evaluating between rungs changes nothing
-    one_go = Training(whole, data.train, settings, mean=data.mean, std=data.std, device="cpu", restarts=ladder[:-1])
+    one_go = Training(whole, data.train, settings, mean=data.mean, std=data.std, device="cpu", restarts=ladder[:-1],
+                      rewarm=rewarm)
     one_go.run_to(30)
     assert run.step == one_go.step == 30 and run.images_seen == 480
     assert all(torch.equal(a, b) for a, b in zip(climbed.state_dict().values(), whole.state_dict().values(), strict=True))
@@ -134,6 +137,31 @@ def test_the_schedule_restarts_at_each_rung() -> None:
     assert lr_at(11, 90, s, (10, 30)) == pytest.approx(0.1 * 0.05 / 0.2)
     assert lr_at(30 + 30, 90, s, (10, 30)) == pytest.approx(0.1 * 0.5 / 0.8)
     assert lr_at(45, 90, s) == pytest.approx(0.1 * 0.5 / 0.8)  # no restarts: one schedule over the run
+    # Without a second warm-up, the first segment is the same and the later ones decay linearly
+    # from the peak: lr * (1 - k / n) at step k of a segment of n.
+    assert lr_at(1, 90, s, (10, 30), rewarm=False) == pytest.approx(0.1 * 0.1 / 0.2)
+    assert lr_at(10, 90, s, (10, 30), rewarm=False) == pytest.approx(0.1)  # restarts at the peak
+    assert lr_at(11, 90, s, (10, 30), rewarm=False) == pytest.approx(0.1 * (1 - 1 / 20))
+    assert lr_at(30, 90, s, (10, 30), rewarm=False) == pytest.approx(0.1)
+    assert lr_at(30 + 45, 90, s, (10, 30), rewarm=False) == pytest.approx(0.1 * (1 - 45 / 60))
+
+
+def test_restarts_without_warm_up_reach_each_trials_training(make_cfg, monkeypatch) -> None:
+    from nas.search import objective
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        run = Training(*args, **kwargs)
+        seen.append((run.restarts, run.rewarm))
+        return run
+
+    monkeypatch.setattr(objective, "Training", spy)
+    cfg = make_cfg("search.n_trials=1", "sampler=random", "proxy.rung_schedule=restart_no_warmup")
+    run_search(cfg, progress=False)
+    # Synthetic at FAST: 324 training images, batch 64, 5 steps an epoch, 3 epochs: a top of 15
+    # steps, rungs at ceil(15 / 3) = 5 and ceil(5 / 3) = 2 steps.
+    assert seen == [((2, 5), False)]
 
 
 def test_the_ladder_divides_the_top_rung_by_eta() -> None:
@@ -141,7 +169,9 @@ def test_the_ladder_divides_the_top_rung_by_eta() -> None:
     ladder = ladder_for(settings, 54000, eta=3, screen_images=None, restart=True)
     top = 3 * (20000 // 32)  # 1875 steps: 60,000 images
     assert ladder.steps == (math.ceil(math.ceil(top / 3) / 3), math.ceil(top / 3), top) == (209, 625, 1875)
-    assert ladder.images == (209 * 32, 625 * 32, 60000) and ladder.restarts == (209, 625)
+    assert ladder.images == (209 * 32, 625 * 32, 60000) and ladder.restarts == (209, 625) and ladder.rewarm
+    peak = ladder_for(settings, 54000, eta=3, screen_images=None, restart=True, rewarm=False)
+    assert peak.restarts == (209, 625) and not peak.rewarm
     deeper = ladder_for(settings, 54000, eta=3, screen_images=2000, restart=False)
     assert deeper.steps == (70, 209, 625, 1875) and deeper.restarts == ()  # 70 steps = 2,240 >= 2,000 images
     with pytest.raises(ConfigError) as info:

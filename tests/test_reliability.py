@@ -68,7 +68,7 @@ BAD_SEARCH_INPUT = [
     # batch 32 on the CPU, 1 epoch: 33 steps = 1,056 images), an unknown schedule.
     (["proxy.eta=1"], "error: proxy.eta: 1 is not allowed (allowed: an integer 2..100)"),
     (["proxy.on_cpu.screen_images=5000"], "error: proxy.on_cpu.screen_images: 5000 is above the top rung (1056 training images seen"),
-    (["proxy.rung_schedule=cyclic"], "error: proxy.rung_schedule: 'cyclic' is not allowed (allowed: restart, single)"),
+    (["proxy.rung_schedule=cyclic"], "error: proxy.rung_schedule: 'cyclic' is not allowed (allowed: restart, restart_no_warmup, single)"),
 ]
 
 

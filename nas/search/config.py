@@ -44,7 +44,7 @@ __all__ = [
 
 PRESCREEN_SCORES = ("naswot", "zico", "synflow")
 WORKER_SEED_STRIDE = 1009
-RUNG_SCHEDULES = ("restart", "single")
+RUNG_SCHEDULES = ("restart", "restart_no_warmup", "single")
 
 
 def worker_seed(seed: int, worker: int) -> int:
@@ -97,7 +97,9 @@ class ProxyConfig(Recipe):
     epochs: int = 3  # of the top rung
     eta: int = 3  # ratio of one rung's training images to the rung below
     screen_images: Optional[int] = None  # training images seen at the lowest rung (null: the top / eta^2)
-    rung_schedule: str = "restart"  # restart: each rung's steps have their own schedule (warm restarts) | single
+    # restart: each rung's steps have their own schedule, warm-up included (warm restarts) |
+    # restart_no_warmup: the rungs after the first start at the peak lr | single: one over the top
+    rung_schedule: str = "restart"
     max_val_images: Optional[int] = None  # validation images scored at each rung (null: all)
     device: str = "auto"  # auto (GPU when there is one) | cpu | cuda | cuda:N
     zero_cost: bool = False  # record synflow, NASWOT and ZiCo of every trained architecture (user attrs zc_*)

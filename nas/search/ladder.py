@@ -5,7 +5,9 @@ training. The rungs below it are the top divided by `eta` again and again, down 
 screening rung. A trial climbs by continuing its own run (`nas.training.Training`), so a network
 that reaches the top has had exactly the top rung's recipe; with `rung_schedule=restart` the
 learning-rate schedule starts again at each rung and runs over that rung's steps (warm restarts),
-so that every rung is measured on an annealed network rather than mid-schedule.
+so that every rung is measured on an annealed network rather than mid-schedule;
+`restart_no_warmup` starts the rungs after the first at the peak learning rate instead of warming
+up again (SGDR's restarts).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ __all__ = ["Ladder", "ladder_for"]
 @dataclass(frozen=True)
 class Ladder:
     """Where a run is measured: `steps[k]` training steps (`images[k]` images seen) at rung k;
-    the last rung is the top. `restarts` are the steps where the schedule starts again."""
+    the last rung is the top. `restarts` are the steps where the schedule starts again, warming
+    up again there or not (`rewarm`)."""
 
     steps: tuple[int, ...]
     batch_size: int
     eta: int
     restart: bool
+    rewarm: bool = True
 
     @property
     def images(self) -> tuple[int, ...]:
@@ -62,7 +66,9 @@ class Ladder:
         counts = ", ".join(f"{r:.0f}" for r in reach)
         previous = [0, *self.images[:-1]]
         images = sum(r * (i - p) for r, i, p in zip(reach, self.images, previous, strict=True))
-        schedule = "the schedule restarts at each rung" if self.restart else "one schedule over the top rung"
+        schedule = "one schedule over the top rung"
+        if self.restart:
+            schedule = "the schedule restarts at each rung" + ("" if self.rewarm else ", at its peak after the first")
         refs = f", {references} of them the papers' networks, which always reach the top" if references else ""
         return (f"ladder: rungs at {rungs} training images seen (eta {self.eta}; {schedule}); "
                 f"{n_trials} architectures{refs}; about {counts} reach each rung; "
@@ -70,7 +76,7 @@ class Ladder:
 
 
 def ladder_for(settings: RunSettings, n_train: int, eta: int, screen_images: int | None, restart: bool,
-               field: str = "proxy.screen_images") -> Ladder:
+               field: str = "proxy.screen_images", *, rewarm: bool = True) -> Ladder:
     """The ladder of a run with `settings` on a training split of `n_train` images: the top is
     the whole run (`settings.epochs` over the images drawn), the rungs below it the top's steps
     divided by `eta` down to `screen_images` (null: two rungs below the top)."""
@@ -89,4 +95,4 @@ def ladder_for(settings: RunSettings, n_train: int, eta: int, screen_images: int
     steps = [top]
     while math.ceil(steps[0] / eta) >= lowest and math.ceil(steps[0] / eta) < steps[0]:
         steps.insert(0, math.ceil(steps[0] / eta))
-    return Ladder(tuple(steps), batch, eta, restart)
+    return Ladder(tuple(steps), batch, eta, restart, rewarm)

@@ -155,7 +155,7 @@ class Objective:
         it is promoted."""
         ladder = self.ladder
         run = Training(model, self.data.train, dataclasses.replace(self.settings, seed=seed), mean=self.data.mean,
-                       std=self.data.std, device=self.device, restarts=ladder.restarts)
+                       std=self.data.std, device=self.device, restarts=ladder.restarts, rewarm=ladder.rewarm)
         val_acc = math.nan
         for rung, steps in enumerate(ladder.steps):
             run.run_to(steps)

@@ -77,7 +77,8 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
     device = pick_device(cfg.proxy.device, cfg.search.worker)
     proxy = run_settings(cfg, device, cfg.search.seed)
     ladder = ladder_for(proxy.settings, len(data.train), cfg.proxy.eta, proxy.screen_images,
-                        cfg.proxy.rung_schedule == "restart", field=proxy.screen_field)
+                        cfg.proxy.rung_schedule != "single", field=proxy.screen_field,
+                        rewarm=cfg.proxy.rung_schedule != "restart_no_warmup")
     sampler = instantiate(cfg.sampler)
     pruner = instantiate(cfg.objective.pruner) if cfg.objective.pruner else optuna.pruners.NopPruner()
     val = data.val.subset(proxy.max_val_images, cfg.data.split_seed) if proxy.max_val_images else data.val

@@ -123,22 +123,26 @@ def _augment(x: torch.Tensor, settings: RunSettings, gen: torch.Generator) -> to
     return x
 
 
-def _lr_at(step: int, total: int, settings: RunSettings) -> float:
+def _lr_at(step: int, total: int, settings: RunSettings, warm_up: bool = True) -> float:
     progress = step / max(1, total)
     if settings.schedule == "constant":
         return settings.lr
     if settings.schedule == "cosine":
         return settings.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if not warm_up:  # one-cycle's annealing alone: from the peak down to zero
+        return settings.lr * max(0.0, 1.0 - progress)
     warm = max(settings.warmup, 1e-8)
     if progress < warm:
         return settings.lr * progress / warm
     return settings.lr * max(0.0, (1.0 - progress) / (1.0 - warm))
 
 
-def lr_at(step: int, total: int, settings: RunSettings, restarts: Sequence[int] = ()) -> float:
+def lr_at(step: int, total: int, settings: RunSettings, restarts: Sequence[int] = (), rewarm: bool = True) -> float:
     """The learning rate of step `step` (0-based) of a run of `total` steps. Each of `restarts`
     (steps, ascending, 0 < r < total) starts the schedule again over the steps up to the next one:
-    warm restarts (SGDR), so that every segment ends annealed."""
+    warm restarts (SGDR), so that every segment ends annealed. With `rewarm` each segment warms up
+    again as the first did; without, the segments after the first start at the peak learning rate,
+    as SGDR's do (one-cycle: a linear decay from the peak over the segment)."""
     start, end = 0, total
     for r in restarts:
         if r <= step:
@@ -146,7 +150,7 @@ def lr_at(step: int, total: int, settings: RunSettings, restarts: Sequence[int] 
         else:
             end = r
             break
-    return _lr_at(step - start, end - start, settings)
+    return _lr_at(step - start, end - start, settings, warm_up=rewarm or start == 0)
 
 
 @torch.no_grad()
@@ -176,12 +180,14 @@ class Training:
     The run draws its images once (`settings.train_fraction`, `max_train_images`) and goes through
     them epoch after epoch, a new order each epoch; every step sees a full batch (the ragged last
     batch of an epoch is dropped). `restarts` are the steps where the learning-rate schedule
-    starts again (`lr_at`). Evaluation counts neither in `train_s` nor in an epoch's seconds.
+    starts again, warming up again or not (`rewarm`; `lr_at`). Evaluation counts neither in
+    `train_s` nor in an epoch's seconds.
     Raises `TrainingDiverged` when an epoch's or a stage's mean loss is no longer finite.
     """
 
     def __init__(self, model: nn.Module, train: Split, settings: RunSettings, *, mean: tuple[float, ...],
-                 std: tuple[float, ...], device: torch.device | str = "auto", restarts: Sequence[int] = ()) -> None:
+                 std: tuple[float, ...], device: torch.device | str = "auto", restarts: Sequence[int] = (),
+                 rewarm: bool = True) -> None:
         self.started = time.perf_counter()
         self.settings = settings
         self.device = pick_device(device) if isinstance(device, str) else device
@@ -201,6 +207,7 @@ class Training:
         self.steps_per_epoch = self.n // self.batch
         self.total_steps = settings.epochs * self.steps_per_epoch
         self.restarts = tuple(sorted(r for r in restarts if 0 < r < self.total_steps))
+        self.rewarm = rewarm
         self.step, self.train_s, self.loss_sum, self.setup_s, self.first_step_s = 0, 0.0, 0.0, 0.0, 0.0
         self.history: list[EpochMetrics] = []
         self._order = torch.empty(0, dtype=torch.long)
@@ -225,7 +232,7 @@ class Training:
                 self._epoch_loss.zero_()
                 self._epoch_s = 0.0
             for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(self.step, self.total_steps, self.settings, self.restarts)
+                group["lr"] = lr_at(self.step, self.total_steps, self.settings, self.restarts, self.rewarm)
             x, y = self.data.batch(self._order[i * self.batch : (i + 1) * self.batch])
             x = _augment(x, self.settings, self.gen).contiguous(memory_format=self.data.layout)
             loss = F.cross_entropy(self.model(x), y, label_smoothing=self.settings.label_smoothing)
