@@ -93,7 +93,8 @@ class LadderColumn(Column):
         `n_train` images, cut to its top `rungs` rungs."""
         from nas.search.ladder import ladder_for
 
-        whole = ladder_for(settings, n_train, self.eta, 1, self.restart, rewarm=self.rewarm)  # every rung down to one step
+        # Every rung down to one step.
+        whole = ladder_for(settings, n_train, self.eta, 1, self.restart, rewarm=self.rewarm)
         return dataclasses.replace(whole, steps=whole.steps[-self.rungs:])
 
     def read_points(self, ladder: Ladder) -> list[int]:

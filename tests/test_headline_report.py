@@ -29,8 +29,9 @@ def test_report_hypervolumes_and_gaps_by_hand(headline, tmp_path, monkeypatch):
     search = [_row(2, 1.0, 0.80), _row(3, 2.5, 0.90), _row(0, 4.5, 0.86, "shufflenet_v1_g3_0.37x"),
               _row(1, 4.9, 0.84, "mobilenext_0.34x", on_front=False)]
     random = [_row(0, 2.0, 0.85), _row(4, 3.0, 0.70, on_front=False)]
-    lines = [{"seed": 0, "arm": "search", "rows": search, "wall_s": 300.0, "date": "2026-12-03", "machine": "x, 2 cores"},
-             {"seed": 0, "arm": "random", "rows": random, "wall_s": 120.0, "date": "2026-12-03", "machine": "x, 2 cores"}]
+    run = {"seed": 0, "date": "2026-12-03", "machine": "x, 2 cores"}
+    lines = [{**run, "arm": "search", "rows": search, "wall_s": 300.0},
+             {**run, "arm": "random", "rows": random, "wall_s": 120.0}]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     monkeypatch.setattr(headline, "results_file", lambda size: headline.ResultsFile(path, key=("seed", "arm")))
     size = headline.HeadlineSize(5.0, 20, 1, ())
