@@ -4,6 +4,7 @@ run across rungs, and zero-cost pre-screening."""
 from __future__ import annotations
 
 import math
+import random
 
 import optuna
 import pytest
@@ -15,6 +16,7 @@ from nas.attrs import TrialAttr
 from nas.dominance import crowding_distances, nondominated_fronts
 from nas.search import Halving, promoted, record_and_decide
 from nas.errors import ConfigError
+from nas.search.halving import expected_reach
 from nas.search.ladder import ladder_for
 from nas.training import RunSettings, Training, lr_at
 from nas.apps import run_search
@@ -99,6 +101,46 @@ def test_no_trial_is_stopped_before_a_rung_has_seen_min_trials(tmp_path) -> None
     trial = study.ask()
     trial.set_user_attr("macs", 5e6)
     assert record_and_decide(study, trial, 0.5, 0.1, Halving((0.5,), keep=0.5, min_trials=3), cost="macs")
+
+
+def test_the_ladder_estimate_counts_min_trials_and_the_references() -> None:
+    # keep 0.5, min_trials 3, 6 trials: the first two go on regardless; the k-th after them is in
+    # the best ceil(k/2) of k with probability ceil(k/2)/k: 2 + 2/3 + 2/4 + 3/5 + 3/6 = 4.2667.
+    one_rung = Halving((1,), keep=0.5, min_trials=3)
+    assert expected_reach(one_rung, 6) == pytest.approx([6, 2 + 2 / 3 + 2 / 4 + 3 / 5 + 3 / 6])
+    # Three references of the six always go on: 3 + 2/4 + 3/5 + 3/6.
+    assert expected_reach(one_rung, 3, 3) == pytest.approx([6, 3 + 2 / 4 + 3 / 5 + 3 / 6])
+    # Fewer trials than min_trials: nothing is stopped anywhere.
+    assert expected_reach(Halving((1, 2), keep=0.33, min_trials=4), 3) == [3, 3, 3]
+    settings = RunSettings(epochs=1, batch_size=32, max_train_images=20000)
+    ladder = ladder_for(settings, 54000, eta=3, screen_images=None, restart=True)
+    line = ladder.describe(20, Halving(ladder.images[:-1], keep=0.33, min_trials=4), references=2)
+    reach = expected_reach(Halving(ladder.images[:-1], keep=0.33, min_trials=4), 18, 2)
+    assert f"about 20, {reach[1]:.0f}, {reach[2]:.0f} reach each rung" in line
+    images = 20 * 2240 + reach[1] * (6688 - 2240) + reach[2] * (20000 - 6688)
+    assert f"about {images:,.0f} training images in all" in line
+    assert "about 20, 20, 20 reach each rung" in ladder.describe(20, None, references=2)
+
+
+def test_the_ladder_estimate_agrees_with_the_rule_played_out() -> None:
+    # Play the promotion rule itself on random searches: 2 references first, then 10 searched
+    # trials, arriving at each rung in the order they started, a fresh accuracy at each rung.
+    halving, draws = Halving((1, 2), keep=0.33, min_trials=4), 3000
+    rng = random.Random(0)
+    totals = [0, 0]
+    for _ in range(draws):
+        alive = list(range(12))
+        for rung in range(2):
+            measured, going = [], []
+            for i in alive:
+                me = (-rng.random(),)
+                if i < 2 or len(measured) + 1 < halving.min_trials or promoted(me, measured, halving.keep):
+                    going.append(i)
+                measured.append(me)
+            alive = going
+            totals[rung] += len(alive)
+    played = [t / draws for t in totals]
+    assert expected_reach(halving, 10, 2)[1:] == pytest.approx(played, abs=0.1)
 
 
 def _net() -> torch.nn.Module:

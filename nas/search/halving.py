@@ -25,7 +25,7 @@ import optuna
 from ..attrs import TrialAttr
 from ..dominance import crowding_distances, nondominated_fronts
 
-__all__ = ["Halving", "promoted", "record_and_decide"]
+__all__ = ["Halving", "expected_reach", "promoted", "record_and_decide"]
 
 @dataclass(frozen=True)
 class Halving:
@@ -53,6 +53,34 @@ def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float
             return front.index(0) in order[: max(0, quota - before)]
         before += len(front)
     raise AssertionError("unreachable: every point is in a front")
+
+
+def expected_reach(halving: Halving, searched: int, references: int = 0) -> list[float]:
+    """About how many trials reach each rung: the `references + searched` started, then the
+    expected number that go on past each of `halving.rungs` under this module's rule, for trials
+    arriving at a rung in the order they started, the references first (they always go on).
+
+    It assumes the arrivals exchangeable (no trial likelier than another to be good): the k-th
+    arrival at a rung, among the first k measured, is then in the best `ceil(keep * k)` with
+    probability ceil(keep * k) / k whatever the objectives, and the first `min_trials - 1` go on
+    regardless. A sampler whose later trials are better than its first ones promotes more."""
+    def go_on(k: int) -> float:  # the chance that the k-th arrival (1-based) goes on
+        if k <= references or k < halving.min_trials:
+            return 1.0
+        return math.ceil(halving.keep * k) / k
+
+    arriving = {references + searched: 1.0}  # distribution of the number arriving at the rung
+    reach = [float(references + searched)]
+    for _ in halving.rungs:
+        going = [arriving.get(0, 0.0)]
+        counts = [1.0]  # Poisson-binomial: the chance of each count of the first k arrivals going on
+        for k in range(1, max(arriving) + 1):
+            p = go_on(k)
+            counts = [a * (1 - p) + b * p for a, b in zip([*counts, 0.0], [0.0, *counts], strict=True)]
+            going = [g + arriving.get(k, 0.0) * c for g, c in zip([*going, 0.0], counts, strict=True)]
+        arriving = {m: p for m, p in enumerate(going) if p > 0}
+        reach.append(sum(m * p for m, p in arriving.items()))
+    return reach
 
 
 def _point(acc: float, cost: float | None) -> tuple[float, ...]:

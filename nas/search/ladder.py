@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..training import RunSettings
+from .halving import Halving, expected_reach
 
 __all__ = ["Ladder", "ladder_for"]
 
@@ -50,19 +51,14 @@ class Ladder:
         """The name of rung `rung` in trial attributes: its training images seen."""
         return f"{self.images[rung]:g}"
 
-    def expected(self, n_trials: int, keep: float) -> list[float]:
-        """About how many of `n_trials` architectures reach each rung when `keep` of each rung goes on."""
-        return [n_trials * keep**k for k in range(len(self.steps))]
-
-    def describe(self, n_trials: int, keep: float | None, references: int = 0) -> str:
-        """What the ladder will cost, for the log before the search starts."""
+    def describe(self, n_trials: int, halving: Halving | None, references: int = 0) -> str:
+        """What the ladder will cost, for the log before the search starts; `halving`: the rule
+        that stops trials at the rungs below the top (None: every trial reaches the top)."""
         rungs = " / ".join(f"{i:,}" for i in self.images)
-        searched = n_trials - references
-        if keep is None:
-            reach = [float(searched)] * len(self.steps)
+        if halving is None:
+            reach = [float(n_trials)] * len(self.steps)
         else:
-            reach = self.expected(searched, keep)
-        reach = [r + references for r in reach]
+            reach = expected_reach(halving, n_trials - references, references)
         counts = ", ".join(f"{r:.0f}" for r in reach)
         previous = [0, *self.images[:-1]]
         images = sum(r * (i - p) for r, i, p in zip(reach, self.images, previous, strict=True))
@@ -71,7 +67,8 @@ class Ladder:
             schedule = "the schedule restarts at each rung" + ("" if self.rewarm else ", at its peak after the first")
         refs = f", {references} of them the papers' networks, which always reach the top" if references else ""
         return (f"ladder: rungs at {rungs} training images seen (eta {self.eta}; {schedule}); "
-                f"{n_trials} architectures{refs}; about {counts} reach each rung; "
+                f"{n_trials} architectures{refs}; about {counts} reach each rung"
+                f"{'' if halving is None else ' (more where later trials do better than the first ones)'}; "
                 f"about {images:,.0f} training images in all")
 
 

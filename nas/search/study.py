@@ -102,9 +102,8 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
     )
     if proxy.note:
         log.warning(proxy.note)
-    h = cfg.search.halving
-    log.info(ladder.describe(cfg.search.n_trials, h.keep if h.active(cfg.objective.pruner) else None,
-                             len(study.user_attrs.get(StudyAttr.REFERENCES, []))))
+    halving = cfg.search.halving.at(ladder.images[:-1], cfg.objective.pruner)
+    log.info(ladder.describe(cfg.search.n_trials, halving, len(study.user_attrs.get(StudyAttr.REFERENCES, []))))
     try:
         if workers > 1:
             run_workers(search, cfg, study, workers, threads, dataset=dataset, progress=progress)
