@@ -63,7 +63,9 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
     It assumes the arrivals exchangeable (no trial likelier than another to be good): the k-th
     arrival at a rung, among the first k measured, is then in the best `ceil(keep * k)` with
     probability ceil(keep * k) / k whatever the objectives, and the first `min_trials - 1` go on
-    regardless. A sampler whose later trials are better than its first ones promotes more."""
+    regardless. The arrivals' decisions are taken as independent, which they are on accuracy alone
+    (relative ranks of exchangeable draws); with a cost, the first rung's expectation is still
+    exact. A sampler whose later trials are better than its first ones promotes more."""
     def go_on(k: int) -> float:  # the chance that the k-th arrival (1-based) goes on
         if k <= references or k < halving.min_trials:
             return 1.0
