@@ -24,7 +24,6 @@ from ..data import DataConfig
 from ..errors import ConfigError
 from ..model import LimitsConfig
 from ..training import Recipe, TrainConfig
-from .halving import Halving
 
 __all__ = [
     "OBJECTIVES",
@@ -180,10 +179,6 @@ class HalvingConfig:
     def active(self, pruner: Any) -> bool:
         """Whether the search stops trials at the rungs, given the objective's pruner."""
         return self.enabled if self.enabled is not None else not pruner
-
-    def at(self, rungs: tuple[float, ...], pruner: Any) -> Halving | None:
-        """The rule at `rungs` (a ladder's, below its top); None where the search stops no trial."""
-        return Halving(rungs, self.keep, self.min_trials) if self.active(pruner) else None
 
 
 @dataclass

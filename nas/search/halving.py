@@ -18,12 +18,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from ..attrs import TrialAttr
 from ..dominance import crowding_distances, nondominated_fronts
+
+if TYPE_CHECKING:
+    from .config import HalvingConfig
 
 __all__ = ["Halving", "expected_reach", "promoted", "record_and_decide"]
 
@@ -34,6 +37,12 @@ class Halving:
     rungs: tuple[float, ...]  # the search: fractions of the proxy's steps; the sweeper: the app's report steps
     keep: float = 0.5  # share of the trials at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen (this one included) before it stops any
+
+    @classmethod
+    def of(cls, config: HalvingConfig, rungs: tuple[float, ...], pruner: Any) -> Halving | None:
+        """The search's rule (`search.halving`) at `rungs` (a ladder's, below its top); None where
+        the search stops no trial at them."""
+        return cls(rungs, config.keep, config.min_trials) if config.active(pruner) else None
 
 
 def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float) -> bool:

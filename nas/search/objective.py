@@ -26,7 +26,7 @@ from ..model import build_model
 from ..timing import latency
 from ..training import RunSettings, Training, zero_cost_scores
 from .config import LatencyConfig, NasConfig
-from .halving import record_and_decide
+from .halving import Halving, record_and_decide
 from .ladder import Ladder
 from .liveness import this_process
 from .storage import artifact_store, upload_text
@@ -90,7 +90,7 @@ class Objective:
         self.cost_attr = cfg.objective.cost_attr  # weighed against accuracy at the rungs (None: accuracy alone)
         self.timed = cfg.objective.name == "latency"
         self.process = this_process()
-        self.halving = cfg.search.halving.at(ladder.images[:-1], cfg.objective.pruner)
+        self.halving = Halving.of(cfg.search.halving, ladder.images[:-1], cfg.objective.pruner)
         self.weights_dir = Path(cfg.output_dir) / WEIGHTS_DIR
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float] | list[float]:

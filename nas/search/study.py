@@ -29,6 +29,7 @@ from ..secrets import redact
 from ..training import pick_device, warm_up
 from .budget import probe_budget
 from .config import NasConfig, validate
+from .halving import Halving
 from .ladder import ladder_for
 from .liveness import fail_dead_trials, live_workers
 from .objective import Objective, run_settings
@@ -102,7 +103,7 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
     )
     if proxy.note:
         log.warning(proxy.note)
-    halving = cfg.search.halving.at(ladder.images[:-1], cfg.objective.pruner)
+    halving = Halving.of(cfg.search.halving, ladder.images[:-1], cfg.objective.pruner)
     log.info(ladder.describe(cfg.search.n_trials, halving, len(study.user_attrs.get(StudyAttr.REFERENCES, []))))
     try:
         if workers > 1:
