@@ -114,8 +114,9 @@ def test_the_ladder_estimate_counts_min_trials_and_the_references() -> None:
     assert expected_reach(Halving((1, 2), keep=0.33, min_trials=4), 3) == [3, 3, 3]
     settings = RunSettings(epochs=1, batch_size=32, max_train_images=20000)
     ladder = ladder_for(settings, 54000, eta=3, screen_images=None, restart=True)
-    line = ladder.describe(20, Halving(ladder.images[:-1], keep=0.33, min_trials=4), references=2)
-    reach = expected_reach(Halving(ladder.images[:-1], keep=0.33, min_trials=4), 18, 2)
+    halving = Halving(ladder.images[:-1], keep=0.33, min_trials=4)
+    line = ladder.describe(20, halving, references=2)
+    reach = expected_reach(halving, 18, 2)
     assert f"about 20, {reach[1]:.0f}, {reach[2]:.0f} reach each rung" in line
     images = 20 * 2240 + reach[1] * (6688 - 2240) + reach[2] * (20000 - 6688)
     assert f"about {images:,.0f} training images in all" in line
