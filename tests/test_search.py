@@ -70,17 +70,24 @@ def test_budget_is_enforced_before_training(make_cfg, recorded_training) -> None
         # The sampler sees the violation (Optuna 5 constraints, > 0 infeasible).
         assert t.system_attrs["constraints:mmacs_over_budget"] > 0
     for t in trained:
-        assert t.values[1] == pytest.approx(t.user_attrs["macs"] / 1e6)
-        assert t.values[0] == t.user_attrs["val_acc"]
-        for key in ("macs", "params", "genotype", "arch_yaml", "train_s", "img_s", "device", "epochs", "val_acc"):
+        if t.state == TrialState.COMPLETE:  # (one stopped at a rung has no values)
+            assert t.values[1] == pytest.approx(t.user_attrs["macs"] / 1e6)
+            assert t.values[0] == t.user_attrs["val_acc"]
+            for key in ("img_s", "device", "epochs"):
+                assert key in t.user_attrs
+        for key in ("macs", "params", "genotype", "arch_yaml", "train_s", "val_acc"):
             assert key in t.user_attrs
 
 
 def test_pareto_csv_is_exactly_the_nondominated_trained_trials(make_cfg) -> None:
-    cfg = make_cfg("search.n_trials=6")
+    # keep 0.01: after the first three, a trial goes on only with the best accuracy at the rung yet.
+    cfg = make_cfg("search.n_trials=6", "search.halving.keep=0.01")
     run_search(cfg, progress=False)
     trained = _trained(_study(cfg))
-    points = {t.number: (t.user_attrs["val_acc"], t.user_attrs["macs"]) for t in trained}
+    assert any(t.state == TrialState.PRUNED for t in trained)  # (so that leaving them out is tested)
+    # The front is drawn from the trials that completed the top rung, never from stopped ones.
+    points = {t.number: (t.user_attrs["val_acc"], t.user_attrs["macs"]) for t in trained
+              if t.state == TrialState.COMPLETE}
     expected = {
         n for n, (acc, macs) in points.items()
         if not any(a >= acc and m <= macs and (a > acc or m < macs) for a, m in points.values())
@@ -268,12 +275,18 @@ def test_cpu_proxy_takes_its_own_ladder_batch_learning_rate_and_no_augmentation(
     cfg = compose_config(["study.name=t"])
     cpu = run_settings(cfg, torch.device("cpu"), seed=0)
     s = cpu.settings
-    assert (s.batch_size, s.lr, s.max_train_images, s.epochs, cpu.max_val_images) == (32, 0.4, 20000, 1, 1000)
+    assert (s.batch_size, s.lr, s.max_train_images, s.epochs, cpu.max_val_images) == (32, 0.4, 40000, 1, 1000)
+    assert cpu.top_val_images is None
+    assert "1000 validation images at each rung below the top, all at the top" in cpu.note
     assert "batch 32, lr 0.4, no augmentation" in cpu.note
     assert (s.flip, s.pad_crop) == (False, 0)  # the one-epoch top rung shows each image once
     gpu = run_settings(cfg, torch.device("cuda"), seed=0)
     g = gpu.settings
     assert (g.batch_size, g.lr, g.max_train_images, g.epochs, gpu.max_val_images, gpu.note) == (128, 0.1, None, 3, None, "")
+    assert gpu.top_val_images is None
+    capped = compose_config(["study.name=t", "proxy.max_val_images=500", "proxy.on_cpu.top_val_images=3000"])
+    c = run_settings(capped, torch.device("cpu"), seed=0)
+    assert (c.max_val_images, c.top_val_images) == (500, 500)  # proxy.max_val_images caps every rung
     assert (g.flip, g.pad_crop) == (True, 2)  # conf/data/fashion_mnist.yaml's
     augmented = compose_config(["study.name=t", "proxy.on_cpu.augment=true", "data.pad_crop=3"])
     a = run_settings(augmented, torch.device("cpu"), seed=0)
@@ -282,6 +295,26 @@ def test_cpu_proxy_takes_its_own_ladder_batch_learning_rate_and_no_augmentation(
     full = compose_config(["study.name=t", "proxy.on_cpu=null"])
     f = run_settings(full, torch.device("cpu"), seed=0).settings
     assert (f.batch_size, f.flip, f.pad_crop) == (128, True, 2)
+
+
+def test_the_cpu_ladder_scores_the_rungs_below_the_top_on_a_subset_and_the_top_on_all(tmp_path: Path) -> None:
+    from .conftest import FAST
+
+    on_cpu = [o for o in FAST if o != "proxy.on_cpu=null"]
+    cfg = compose_config([*on_cpu, "study.name=t", f"output_dir={tmp_path}", "search.n_trials=2",
+                          "proxy.on_cpu.max_train_images=320", "proxy.on_cpu.max_val_images=7"])
+    data = load_dataset("synthetic", resolution=16, channels=1)
+    result = run_search(cfg, dataset=data, progress=False)
+    assert result.trained == 2
+    assert "7 validation images at each rung below the top, all at the top" in result.proxy_note
+    for t in _trained(_study(cfg)):
+        *lower, top = sorted(t.user_attrs["rung_val_acc"].items(), key=lambda kv: float(kv[0]))
+        assert lower and all(round(acc * 7, 9).is_integer() for _, acc in lower)  # k correct of 7
+        # The top rung's accuracy is the kept weights' on the whole validation split, by hand.
+        model = nas.build_model(Arch.from_yaml(t.user_attrs["arch_yaml"]))
+        model.load_state_dict(torch.load(tmp_path / t.user_attrs["weights"]))
+        by_hand = evaluate(model, data.val, mean=data.mean, std=data.std, device=torch.device("cpu"))
+        assert top[1] == t.user_attrs["val_acc"] == pytest.approx(by_hand) and len(data.val) > 7
 
 
 def test_references_are_the_first_trials_climb_to_the_top_and_are_queued_once(make_cfg) -> None:

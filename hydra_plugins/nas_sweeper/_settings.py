@@ -26,7 +26,7 @@ def _spaces() -> list[str]:
 @dataclass
 class SweepHalvingConfig:
     rungs: list[int] = field(default_factory=lambda: [1, 2])  # the app's report steps (e.g. epochs) that decide
-    keep: float = 0.33  # share of the trials reported at a rung that continue (fronts best first; the search's default)
+    keep: float = 0.33  # share of the trials reported at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen before it stops any
 
     RULES: ClassVar[dict[str, Rule]] = {"keep": fraction(), "min_trials": positive(integer=True)}

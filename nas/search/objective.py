@@ -42,19 +42,22 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ProxyRun:
     """The proxy as it runs on this device: the top rung's settings, the validation images scored
-    at each rung, the screening rung, and a note when reduced for the CPU."""
+    at each rung below the top and at the top (None: all), the screening rung, and a note when
+    reduced for the CPU."""
 
     settings: RunSettings
     max_val_images: int | None
     screen_images: int | None
     note: str = ""
     screen_field: str = "proxy.screen_images"  # where `screen_images` was set, for errors
+    top_val_images: int | None = None
 
 
 def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> ProxyRun:
     """The proxy's settings for this device (`proxy.on_cpu` when it is the CPU)."""
     p = cfg.proxy
     max_train, max_val, screen, note = p.max_train_images, p.max_val_images, p.screen_images, ""
+    top_val = max_val
     screen_field = "proxy.screen_images"
     batch_size, lr, epochs = p.batch_size, p.lr, p.epochs
     flip, pad_crop = cfg.data.flip, cfg.data.pad_crop
@@ -62,6 +65,7 @@ def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> ProxyRun:
         c = p.on_cpu
         max_train = min(max_train or c.max_train_images, c.max_train_images)
         max_val = min(max_val or c.max_val_images, c.max_val_images)
+        top_val = min((n for n in (p.max_val_images, c.top_val_images) if n), default=None)
         batch_size, lr, epochs = c.batch_size or batch_size, c.lr or lr, c.epochs or epochs
         if not c.augment:
             flip, pad_crop = False, 0
@@ -70,19 +74,24 @@ def run_settings(cfg: NasConfig, device: torch.device, seed: int) -> ProxyRun:
         note = (
             f"no GPU found: a smaller ladder on the CPU (top rung {epochs} epoch(s) of at most {max_train} "
             f"training images, batch {batch_size}, lr {lr:g}{'' if c.augment else ', no augmentation'}; "
-            f"{max_val} validation images at each rung); set proxy.on_cpu=null for the full ladder"
+            f"{max_val} validation images at each rung below the top, {top_val or 'all'} at the top); "
+            "set proxy.on_cpu=null for the full ladder"
         )
     settings = RunSettings.of(p, epochs=epochs, batch_size=batch_size, lr=lr, max_train_images=max_train,
                               flip=flip, pad_crop=pad_crop, seed=seed)
-    return ProxyRun(settings, max_val, screen, note, screen_field)
+    return ProxyRun(settings, max_val, screen, note, screen_field, top_val)
 
 
 class Objective:
     """One trial: sample, price, reject or train. Called by `study.optimize`."""
 
     def __init__(self, cfg: NasConfig, study: optuna.Study, space: Space, data: Dataset, val: Split,
-                 settings: RunSettings, ladder: Ladder, device: torch.device) -> None:
+                 settings: RunSettings, ladder: Ladder, device: torch.device,
+                 top_val: Split | None = None) -> None:
+        """`val`: the validation images scored at the rungs below the top; `top_val` at the top
+        (None: the same)."""
         self.cfg, self.study, self.space, self.data, self.val = cfg, study, space, data, val
+        self.top_val = val if top_val is None else top_val
         self.artifacts = artifact_store(cfg.artifact_dir)
         self.settings, self.ladder, self.device = settings, ladder, device
         self.budget = Budget(cfg.budget.mflops, cfg.budget.mparams)
@@ -149,9 +158,9 @@ class Objective:
 
     def _climb(self, trial: optuna.Trial, model: torch.nn.Module, seed: int, *,
                always_to_top: bool) -> tuple[float, Training]:
-        """Train `model` rung by rung, measuring its accuracy on the validation images of every rung
-        (`proxy.max_val_images`); at each rung below the top, stop it (`optuna.TrialPruned`) unless
-        it is promoted."""
+        """Train `model` rung by rung, measuring its accuracy on the validation images of the rungs
+        below the top (`proxy.max_val_images`) and of the top (`proxy.on_cpu.top_val_images`); at
+        each rung below the top, stop it (`optuna.TrialPruned`) unless it is promoted."""
         ladder = self.ladder
         run = Training(model, self.data.train, dataclasses.replace(self.settings, seed=seed), mean=self.data.mean,
                        std=self.data.std, device=self.device, restarts=ladder.restarts, rewarm=ladder.rewarm)
@@ -159,7 +168,7 @@ class Objective:
         for rung, steps in enumerate(ladder.steps):
             run.run_to(steps)
             top = rung == len(ladder.steps) - 1
-            val_acc = run.evaluate(self.val)
+            val_acc = run.evaluate(self.top_val if top else self.val)
             key = ladder.key(rung)
             trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**trial.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
             if top or always_to_top or (self.halving is None and self.cost_attr):

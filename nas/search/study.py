@@ -82,7 +82,8 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
                         rewarm=cfg.proxy.rung_schedule != "restart_no_warmup")
     sampler = instantiate(cfg.sampler)
     pruner = instantiate(cfg.objective.pruner) if cfg.objective.pruner else optuna.pruners.NopPruner()
-    val = data.val.subset(proxy.max_val_images, cfg.data.split_seed) if proxy.max_val_images else data.val
+    val, top_val = (data.val.subset(n, cfg.data.split_seed) if n else data.val
+                    for n in (proxy.max_val_images, proxy.top_val_images))
 
     storage = make_storage(cfg)  # the first write
     study = open_study(cfg, data.shape, storage, sampler, pruner, fingerprint(data))
@@ -110,7 +111,8 @@ def search(cfg: NasConfig, *, dataset: Dataset | None = None, progress: bool = T
             run_workers(search, cfg, study, workers, threads, dataset=dataset, progress=progress)
         else:
             warm_up()
-            _optimize(cfg, study, Objective(cfg, study, space, data, val, proxy.settings, ladder, device), progress)
+            objective = Objective(cfg, study, space, data, val, proxy.settings, ladder, device, top_val)
+            _optimize(cfg, study, objective, progress)
     except KeyboardInterrupt:
         # Optuna has marked the current trial failed; what was trained so far is written out.
         if on_stop is not None:
