@@ -38,6 +38,8 @@ def main() -> None:
     from search_spaces import Arch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not (args.folder / "study.db").is_file():
+        sys.exit(f"error: folder: {args.folder} holds no study.db (give the output folder of a finished search)")
     storage = f"sqlite:///{args.folder / 'study.db'}"
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if len(names) != 1:
