@@ -552,3 +552,47 @@ def test_the_proxy_and_nas_train_check_their_one_recipe_type_alike(make_cfg, ove
             validate(cfg)
         else:
             nas.results.validate_train(cfg)
+
+
+def _claim_queued(url: str, barrier: object, out: object, n: int) -> None:
+    """A worker's first asks: each pops a queued trial if one waits (what study.optimize does)."""
+    import warnings
+    from types import SimpleNamespace
+
+    from nas.search import StorageConfig, make_storage
+
+    warnings.filterwarnings("ignore")
+    study = optuna.load_study(study_name="queue",
+                              storage=make_storage(SimpleNamespace(storage=StorageConfig(url=url), output_dir="unused")))
+    barrier.wait()  # type: ignore[attr-defined]
+    out.put([study.ask().number for _ in range(n)])  # type: ignore[attr-defined]
+
+
+def test_workers_asking_together_on_sqlite_never_claim_the_same_queued_trial(tmp_path: Path) -> None:
+    """Optuna claims a queued trial by reading it waiting, then marking it running; SQLite ignores
+    the SELECT ... FOR UPDATE meant to guard that, so before every transaction took the write lock
+    at its start, four workers popping 40 queued trials together claimed 6-7 of them twice (two
+    workers trained the same reference). Each queued trial now goes to exactly one of them."""
+    import multiprocessing
+    import warnings
+    from types import SimpleNamespace
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        storage = nas.search.make_storage(SimpleNamespace(storage=nas.search.StorageConfig(url=url),
+                                                          output_dir="unused"))  # type: ignore[arg-type]
+    study = optuna.create_study(study_name="queue", storage=storage)
+    workers, each = 4, 10
+    for i in range(workers * each):
+        study.enqueue_trial({"x": i})
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_claim_queued, args=(url, barrier, out, each)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    claimed = sorted(n for _ in procs for n in out.get(timeout=120))
+    for p in procs:
+        p.join(60)
+    assert claimed == list(range(workers * each))  # every queued trial once, no new trial made
+    assert all(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False))
