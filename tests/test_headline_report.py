@@ -28,7 +28,8 @@ def test_report_hypervolumes_and_gaps_by_hand(headline, tmp_path, monkeypatch):
     path = tmp_path / "headline_cpu.jsonl"
     search = [_row(2, 1.0, 0.80), _row(3, 2.5, 0.90), _row(0, 4.5, 0.86, "shufflenet_v1_g3_0.37x"),
               _row(1, 4.9, 0.84, "mobilenext_0.34x", on_front=False)]
-    random = [_row(0, 2.0, 0.85), _row(4, 3.0, 0.70, on_front=False)]
+    random = [_row(2, 2.0, 0.85), _row(4, 3.0, 0.70, on_front=False),
+              _row(0, 4.5, 0.86, "shufflenet_v1_g3_0.37x")]
     run = {"seed": 0, "date": "2026-12-03", "machine": "x, 2 cores"}
     lines = [{**run, "arm": "search", "rows": search, "wall_s": 300.0},
              {**run, "arm": "random", "rows": random, "wall_s": 120.0}]
@@ -40,7 +41,8 @@ def test_report_hypervolumes_and_gaps_by_hand(headline, tmp_path, monkeypatch):
 
     # Budget 5 MMACs, reference point (1, 0): the search's members at 0.2 and 0.5 of the budget,
     # 0.80 * (0.5 - 0.2) + 0.90 * (1 - 0.5) = 0.69; random's one front member 0.85 * (1 - 0.4) =
-    # 0.51 (its member off the front is not counted); the references, at 0.9 and 0.98, the second
+    # 0.51 (its member off the front is not counted, nor its own copy of a reference); the
+    # references, at 0.9 and 0.98, the second
     # dominated: 0.86 * (1 - 0.9) = 0.086.
     assert "- search: 0.6900; 0.6900 ± 0.0000" in text
     assert "- random: 0.5100; 0.5100 ± 0.0000" in text
