@@ -42,8 +42,7 @@ def test_report_hypervolumes_and_gaps_by_hand(headline, tmp_path, monkeypatch):
     # Budget 5 MMACs, reference point (1, 0): the search's members at 0.2 and 0.5 of the budget,
     # 0.80 * (0.5 - 0.2) + 0.90 * (1 - 0.5) = 0.69; random's one front member 0.85 * (1 - 0.4) =
     # 0.51 (its member off the front is not counted, nor its own copy of a reference); the
-    # references, at 0.9 and 0.98, the second
-    # dominated: 0.86 * (1 - 0.9) = 0.086.
+    # references, at 0.9 and 0.98, the second dominated: 0.86 * (1 - 0.9) = 0.086.
     assert "- search: 0.6900; 0.6900 ± 0.0000" in text
     assert "- random: 0.5100; 0.5100 ± 0.0000" in text
     assert "- references: 0.0860; 0.0860 ± 0.0000" in text

@@ -8,6 +8,7 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..attrs import TrialAttr
 from ..files import atomic_write
@@ -62,6 +63,7 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
         ax.annotate(name, (mmacs, ax.get_ylim()[1]), rotation=90, fontsize=6, va="top", ha="right", color="#2e7d32")
     if on_macs:
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
     else:  # milliseconds span a narrow range: a linear axis from 0 shows how much faster
         ax.set_xlim(left=0)
     ax.set_xlabel("MMACs per image (log scale)" if on_macs else "measured CPU ms per image (onnxruntime)")
@@ -74,3 +76,15 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     fig.savefig(buffer, format="png")
     plt.close(fig)
     atomic_write(path, buffer.getvalue())
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Label a log axis 1, 2, 5, 10, 20, 50 ... in plain numbers: matplotlib's default labels the
+    minor ticks of a short span as 2x10^0, 3x10^0, 4x10^0, which run into each other."""
+    from matplotlib.ticker import FuncFormatter
+
+    def leading(v: float) -> int:
+        return round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if leading(v) in (2, 5) else ""))
