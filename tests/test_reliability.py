@@ -280,6 +280,37 @@ def test_ctrl_c_ends_the_trial_cleanly_and_resume_completes(tmp_path: Path, make
         assert run_search(cfg, progress=False).trained == 2
 
 
+#: A Ctrl-C whose handler runs inside a finalizer, as one did in SQLAlchemy's weakref callback:
+#: Python drops an exception raised there ("Exception ignored in ...") and goes on.
+INTERRUPT_IN_A_FINALIZER = """
+import signal, sys, time
+from nas.interrupts import interrupt_on_signals
+if sys.argv[1] != "unguarded":
+    interrupt_on_signals(once=sys.argv[1] == "once")
+class Finalized:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # its handler runs here, before raise_signal returns
+        print("finalized", flush=True)
+try:
+    Finalized()
+    time.sleep(float(sys.argv[2]))
+    print("slept on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("mode", ["unguarded", "every", "once"])
+def test_an_interrupt_dropped_in_a_finalizer_is_raised_again_in_the_main_thread(mode: str) -> None:
+    sleep = "1" if mode == "unguarded" else "30"
+    run = subprocess.run([sys.executable, "-c", INTERRUPT_IN_A_FINALIZER, mode, sleep], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    if mode == "unguarded":  # the control, Python's own handler: the interrupt is lost
+        assert run.stdout == "slept on\n" and "Exception ignored in" in run.stderr, run
+    else:
+        assert run.stdout == "interrupted\n" and run.stderr == "", run
+
+
 # -- untrusted files --------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import report_user_errors
+from ..interrupts import interrupt_on_signals
 from ..secrets import hide_passwords
 
 __all__ = ["CONF_DIR", "compose_config", "quiet_optuna", "register_configs", "run_hydra_app"]
@@ -29,19 +30,6 @@ def _conf_dir() -> Path:
 
 #: The project's Hydra configs (see `_conf_dir`).
 CONF_DIR = _conf_dir()
-
-
-def _terminate_as_interrupt() -> None:
-    """SIGTERM (a scheduler's stop, `kill`) ends the current trial like Ctrl-C does, and so does
-    SIGINT even where it was inherited as ignored: a non-interactive shell ignores it in the jobs
-    it starts with `&`, and Python then leaves it ignored, so `kill -INT` did nothing."""
-    import signal
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # Hydra's own flags: with any of them Hydra handles the command line itself (help, multirun, ...).
@@ -190,7 +178,7 @@ def run_hydra_app(config_name: str, task: Callable[[Any], Any]) -> None:
     if verbose:
         sys.argv.remove("--verbose")
     register_configs()
-    _terminate_as_interrupt()
+    interrupt_on_signals()
     try:
         # Before Hydra sees the command line: it writes and prints the overrides (multirun.yaml,
         # launch lines), and loads the config files of --config-dir.

@@ -28,6 +28,7 @@ import torch
 from ..attrs import TrialAttr
 from ..data import Dataset
 from ..errors import SearchAborted
+from ..interrupts import interrupt_on_signals
 from .config import NasConfig, worker_seed
 from .trials import fully_trained, trial_counts
 
@@ -79,15 +80,6 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
-def _interrupt_once(signum: int, frame: Any) -> None:
-    """The first SIGINT or SIGTERM ends the worker's trial as interrupted; later ones are ignored,
-    so that the trial's failure is recorded whole (Ctrl-C at a terminal reaches the worker, and
-    then the parent's own stop signal follows it)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 #: A worker's exit codes besides 0: interrupted (Ctrl-C, its parent gone), and stopped the search
 #: on purpose (a ConfigError or SearchAborted, whose one line is in its log and on the console).
 INTERRUPTED, STOPPED = 130, 2
@@ -102,8 +94,7 @@ def _worker(search: Callable[..., Any], cfg: NasConfig, threads: int, parent: in
 
     optuna.logging.set_verbosity(quiet[0])
     warnings.filters[:] = quiet[1]
-    signal.signal(signal.SIGINT, _interrupt_once)
-    signal.signal(signal.SIGTERM, _interrupt_once)
+    interrupt_on_signals(once=True)  # the trial's failure is recorded whole, then the worker exits
     torch.set_num_threads(threads)
     _watch_parent(parent)
     from tqdm import tqdm
