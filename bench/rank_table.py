@@ -169,6 +169,9 @@ SIZES = {
             # ...and its rungs after the first starting at the peak lr, without a second warm-up.
             "ladder_peak_eta3_noaug": LadderColumn(20000, 1, 32, 0.4, val_images=1000, eta=3, restart=True,
                                                    rewarm=False, rungs=3, augment=False),
+            # Today's CPU ladder (since 2026-12-04): a top rung of 40,000 images, no augmentation.
+            "ladder_restart_eta3_noaug_40k": LadderColumn(40000, 1, 32, 0.4, val_images=1000, eta=3, restart=True,
+                                                          rungs=3, augment=False),
         },
     ),
     "full": TableSize(
