@@ -37,8 +37,8 @@ def interrupt_on_signals(*, once: bool = False) -> None:
     previous = sys.unraisablehook
 
     def redeliver(unraisable: Any) -> None:
-        if not isinstance(unraisable.exc_value, KeyboardInterrupt) or threading.current_thread() is not \
-                threading.main_thread():
+        ours = threading.current_thread() is threading.main_thread()  # where signal handlers run
+        if not (ours and isinstance(unraisable.exc_value, KeyboardInterrupt)):
             previous(unraisable)
             return
         signal.signal(signal.SIGINT, handler)
