@@ -12,12 +12,13 @@ import torch
 from optuna.trial import TrialState
 
 from nas.data import load_dataset
-from nas.attrs import TrialAttr
+from nas.attrs import StudyAttr, TrialAttr
 from nas.dominance import crowding_distances, nondominated_fronts
 from nas.search import Halving, promoted, record_and_decide
 from nas.errors import ConfigError
 from nas.search.halving import expected_reach
 from nas.search.ladder import ladder_for
+from nas.search.sampling import RungTPESampler, seen_at_their_rungs
 from nas.training import RunSettings, Training, lr_at
 from nas.apps import run_search
 
@@ -241,6 +242,73 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
         assert len(others) + 1 >= 2 and not promoted(me, others, 0.3)
     front_numbers = {c.trial for c in result.front}
     assert front_numbers and front_numbers <= {t.number for t in admitted if t.state == TrialState.COMPLETE}
+
+
+def _rung_trial(state: TrialState, rungs: dict[str, float], macs: float, x: float | None = None,
+                values: list[float] | None = None, **attrs: object) -> optuna.trial.FrozenTrial:
+    """A finished trial as the search records it: accuracy at each rung reached, its MACs."""
+    return optuna.trial.create_trial(
+        state=state, values=values, params={} if x is None else {"x": x},
+        distributions={} if x is None else {"x": optuna.distributions.FloatDistribution(0, 1)},
+        user_attrs={TrialAttr.RUNG_VAL_ACC: rungs, TrialAttr.MACS: macs, **attrs},
+    )
+
+
+def test_the_sampler_sees_each_trial_at_its_highest_rung_and_not_the_references() -> None:
+    rungs3 = {"4448": 0.70, "13344": 0.80, "40000": 0.86}
+    trials = [
+        _rung_trial(TrialState.COMPLETE, {**rungs3, "40000": 0.88}, 4.46e6, values=[0.88, 4.46],
+                    reference="shufflenet_v1_g3_0.37x"),
+        _rung_trial(TrialState.PRUNED, {"4448": 0.81}, 1.2e6, x=0.1, latency_ms=0.5),  # stopped at rung 0
+        _rung_trial(TrialState.PRUNED, {"4448": 0.70, "13344": 0.79}, 3.0e6, x=0.2, latency_ms=0.9),  # rung 1
+        _rung_trial(TrialState.COMPLETE, rungs3, 2.0e6, x=0.3, values=[0.86, 2.0], latency_ms=0.7),  # the top
+        optuna.trial.create_trial(state=TrialState.PRUNED, params={"x": 0.4}, user_attrs={TrialAttr.MACS: 1e6},
+                                  distributions={"x": optuna.distributions.FloatDistribution(0, 1)}),  # no rung
+    ]
+    for t, number in zip(trials, range(5)):
+        t.number = number
+    seen = seen_at_their_rungs(trials, "pareto")
+    # Hand-computed: (rung number + accuracy at the highest rung, MMACs); the reference left out, the
+    # trial without rungs (pre-screened) left as it was.
+    assert [t.number for t in seen] == [1, 2, 3, 4]
+    assert [t.state for t in seen] == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED]
+    assert [t.values for t in seen[:3]] == [pytest.approx([0.81, 1.2]), pytest.approx([1.79, 3.0]),
+                                            pytest.approx([2.86, 2.0])]
+    assert seen[3] is trials[4] and seen[3].values is None
+    assert trials[1].state == TrialState.PRUNED and trials[3].values == [0.86, 2.0]  # the study's own untouched
+    assert [t.values for t in seen_at_their_rungs(trials, "latency")[:3]] == [
+        pytest.approx([0.81, 0.5]), pytest.approx([1.79, 0.9]), pytest.approx([2.86, 0.7])]
+    assert [t.values for t in seen_at_their_rungs(trials, "accuracy")[:3]] == [
+        pytest.approx([0.81]), pytest.approx([1.79]), pytest.approx([2.86])]
+    assert seen_at_their_rungs(trials, None) is trials  # not a search's study: plain TPE
+
+
+@pytest.mark.parametrize("sampler_class", [optuna.samplers.TPESampler, RungTPESampler])
+def test_tpe_learns_from_the_trials_that_climbed_higher(sampler_class) -> None:
+    # Ten stopped trials at the same MACs: eight with x near 0.1 stopped at the screening rung, two
+    # with x near 0.9 one rung higher (and less accurate there); and the reference at the top. The
+    # good set (2 of the 10 searched) should be the two that climbed higher, and the draws follow
+    # them. Optuna's own split ties every stopped trial of a multi-objective study and takes the
+    # reference and the first-numbered stopped trial (x = 0.05): the control, which draws between.
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=sampler_class(seed=0, n_startup_trials=5, multivariate=True, group=True))
+    study.set_user_attr(StudyAttr.OBJECTIVE, "pareto")
+    study.add_trial(_rung_trial(TrialState.COMPLETE, {"1": 0.6, "3": 0.7, "9": 0.8}, 2e6, values=[0.8, 2.0],
+                                reference="shufflenet_v1_g3_0.37x"))
+    for i in range(8):
+        study.add_trial(_rung_trial(TrialState.PRUNED, {"1": 0.65 + 0.01 * i}, 2e6, x=0.05 + 0.02 * i))
+    for i in range(2):
+        study.add_trial(_rung_trial(TrialState.PRUNED, {"1": 0.5, "3": 0.55 + 0.01 * i}, 2e6, x=0.85 + 0.05 * i))
+    drawn = []
+    for _ in range(20):
+        trial = study.ask()
+        drawn.append(trial.suggest_float("x", 0, 1))
+        study.tell(trial, state=TrialState.FAIL)  # out of the next draws' model
+    near_the_climbers = sum(x >= 0.75 for x in drawn) / len(drawn)
+    if sampler_class is RungTPESampler:
+        assert near_the_climbers >= 0.9, drawn
+    else:
+        assert near_the_climbers <= 0.1, drawn
 
 
 def test_prescreen_trains_the_best_scored_candidate(make_cfg) -> None:
