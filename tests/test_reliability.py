@@ -285,7 +285,9 @@ def test_ctrl_c_ends_the_trial_cleanly_and_resume_completes(tmp_path: Path, make
 INTERRUPT_IN_A_FINALIZER = """
 import signal, sys, time
 from nas.interrupts import interrupt_on_signals
-if sys.argv[1] != "unguarded":
+if sys.argv[1] == "unguarded":  # Python's own handler, also where SIGINT came in ignored (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+else:
     interrupt_on_signals(once=sys.argv[1] == "once")
 class Finalized:
     def __del__(self):
