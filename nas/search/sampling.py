@@ -38,7 +38,8 @@ class RungTPESampler(optuna.samplers.TPESampler):
 
     def _sample(self, study: optuna.Study, trial: FrozenTrial,
                 search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        # TPE reads the trials it splits through `study._get_trials`, here and nowhere else.
+        # TPE reads the trials it splits through `study._get_trials`, here and nowhere else. Both are
+        # Optuna's private names: should they move, tests/test_halving.py's draws fail.
         return super()._sample(_AtTheirRungs(study), trial, search_space)  # type: ignore[arg-type]
 
 
