@@ -149,6 +149,21 @@ def test_fixed_seed_reproduces_the_sampled_architectures(make_cfg) -> None:
     assert [t.user_attrs["genotype"] for t in _study(other).trials] != genotypes[0]
 
 
+def test_an_architecture_trains_alike_whatever_its_trial_number(make_cfg) -> None:
+    # Two workers number their trials in the order they ask: the training seed must follow the
+    # network, not the number. Trial 1 is trial 0's architecture again (queued with its parameters).
+    cfg = make_cfg("search.n_trials=1", "sampler=random")
+    run_search(cfg, progress=False)
+    first = _study(cfg).trials[0]
+    _study(cfg).enqueue_trial(first.params)
+    again = make_cfg("search.n_trials=2", "sampler=random")
+    run_search(again, progress=False)
+    second = _study(again).trials[1]
+    assert second.user_attrs["genotype"] == first.user_attrs["genotype"]
+    for attr in ("loss_sum", "rung_val_acc"):  # the same images, order and initialisation
+        assert second.user_attrs[attr] == first.user_attrs[attr], attr
+
+
 class _Sealed(Split):
     """A test split that fails any read before it is opened, and counts the reads after."""
 

@@ -6,6 +6,7 @@ record what it scored; a trial that reaches the top keeps its weights. Called by
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import warnings
@@ -32,7 +33,8 @@ from .liveness import this_process
 from .storage import artifact_store, upload_text
 from .trials import admit, fixed_arch, record_arch, rejected_values, sample_and_price
 
-__all__ = ["WEIGHTS_DIR", "Objective", "ProxyRun", "record_latency", "record_zero_cost", "run_settings"]
+__all__ = ["WEIGHTS_DIR", "Objective", "ProxyRun", "record_latency", "record_zero_cost", "run_settings",
+           "training_seed"]
 
 WEIGHTS_DIR = "weights"  # top-rung weights, under the study's folder
 
@@ -124,7 +126,7 @@ class Objective:
         """Claim a training slot, then train up the ladder and record the result."""
         admit(self.study, trial, self.cfg.search.n_trials)
         record_arch(trial, arch, self.artifacts)
-        seed = self.cfg.search.seed * 1_000_003 + trial.number
+        seed = training_seed(self.cfg.search.seed, arch)
         torch.manual_seed(seed)
         model = None
         try:
@@ -217,11 +219,12 @@ class Objective:
             if not self.budget.admits(cost):
                 self.study.tell(trial, self._rejected(cost))
                 continue
-            torch.manual_seed(self.cfg.search.seed * 1_000_003 + trial.number)
+            seed = training_seed(self.cfg.search.seed, arch)  # the network the trial would train, as it starts
+            torch.manual_seed(seed)
             try:
                 model = build_model(arch, max_mparams=self.cfg.limits.max_mparams)
                 score = zero_cost_scores(model, self.data.train, mean=self.data.mean, std=self.data.std,
-                                         seed=trial.number, device=self.device, scores=(name,))[name]
+                                         seed=seed, device=self.device, scores=(name,))[name]
             except (ArithmeticError, RuntimeError, ValueError) as err:
                 log.warning("prescreen: trial %d not scored (%s: %s)", trial.number, type(err).__name__, err)
                 score = -math.inf
@@ -234,6 +237,16 @@ class Objective:
         for _, trial in scored:
             self.study.tell(trial, state=TrialState.PRUNED)
         self.study.enqueue_trial(best.params, user_attrs={TrialAttr.PRESCREENED_FROM: [t.number for _, t in scored]})
+
+
+def training_seed(search_seed: int, arch: Arch) -> int:
+    """The seed of a network's training (its initialisation, the images drawn and their order):
+    from `search.seed` and the architecture itself, so that one architecture trains alike
+    whichever trial number it gets (two workers number their trials in the order they ask for
+    them) and in every study of that seed. Another look at an architecture takes another
+    `search.seed`."""
+    digest = hashlib.sha256(f"{search_seed}\n{arch.to_yaml()}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def record_latency(trial: optuna.Trial, model: torch.nn.Module, timing: LatencyConfig) -> None:
