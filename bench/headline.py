@@ -49,8 +49,8 @@ class HeadlineSize(Size):
 
 
 SIZES = {
-    # The CPU ladder (one epoch of 20,000 images at the top, conf/proxy on_cpu) under 5 MMACs:
-    # about 9 minutes a seed on 2 cores (2026-12-03, AMD EPYC).
+    # The CPU ladder (one epoch of 40,000 images at the top, conf/proxy on_cpu) under 5 MMACs:
+    # 6 to 9 minutes a search on 2 cores, two searches a seed (2026-12-04, AMD EPYC).
     "cpu": HeadlineSize(5.0, 20, 3, ()),
     # The GPU ladder (three epochs of the whole training split at the top); not yet run.
     "gpu": HeadlineSize(20.0, 50, 3, ()),
