@@ -265,7 +265,7 @@ def test_the_sampler_sees_each_trial_at_its_highest_rung_and_not_the_references(
         optuna.trial.create_trial(state=TrialState.PRUNED, params={"x": 0.4}, user_attrs={TrialAttr.MACS: 1e6},
                                   distributions={"x": optuna.distributions.FloatDistribution(0, 1)}),  # no rung
     ]
-    for t, number in zip(trials, range(5)):
+    for number, t in enumerate(trials):
         t.number = number
     seen = seen_at_their_rungs(trials, "pareto")
     # Hand-computed: (rung number + accuracy at the highest rung, MMACs); the reference left out, the
