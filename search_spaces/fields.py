@@ -88,10 +88,12 @@ def integer_in(low: int, high: int) -> Rule:
 SEED = integer_in(0, 2**32 - 1)
 
 
-def fraction(*, closed: bool = True) -> Rule:
-    """0 < value <= 1 (< 1 when not `closed`)."""
+def fraction(*, closed: bool = True, optional: bool = False) -> Rule:
+    """0 < value <= 1 (< 1 when not `closed`); None too when `optional`."""
 
     def rule(name: str, value: Any) -> str | None:
+        if value is None and optional:
+            return None
         ok = _is_number(value) and value > 0.0 and (value <= 1.0 if closed else value < 1.0)
         return None if ok else f"{value!r} is out of range (allowed: 0 < {name} {'<=' if closed else '<'} 1)"
 

@@ -124,6 +124,27 @@ def test_the_ladder_estimate_counts_min_trials_and_the_references() -> None:
     assert "about 20, 20, 20 reach each rung" in ladder.describe(20, None, references=2)
 
 
+def test_the_screening_rung_keeps_its_own_share() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for acc, macs in [(0.9, 1e6), (0.8, 1e6), (0.7, 1e6), (0.6, 1e6), (0.5, 1e6)]:
+        study.add_trial(optuna.trial.create_trial(values=[acc, 1.0], user_attrs={
+            "macs": macs, TrialAttr.RUNG_VAL_ACC: {"100": acc, "300": acc}}))
+    halving = Halving((100, 300), keep=0.5, min_trials=4, screen_keep=0.2)
+    # Equal MACs, so accuracy decides: the new trial at 0.75 is third of 6. At the screening rung
+    # (100 images) the quota is ceil(0.2 * 6) = 2: stopped; at the rung above, ceil(0.5 * 6) = 3: on.
+    trial = study.ask()
+    trial.set_user_attr("macs", 1e6)
+    assert not record_and_decide(study, trial, 100, 0.75, halving, cost="macs")
+    other = study.ask()
+    other.set_user_attr("macs", 1e6)
+    assert record_and_decide(study, other, 300, 0.75, halving, cost="macs")
+    # The estimate uses each rung's share: 4 trials, min_trials 3 (2 go on regardless), then the
+    # 3rd and 4th arrivals are in the best ceil(0.25 * k) with probability 1/3 and 1/4 at the
+    # screening rung; above it the whole rung passes at keep 1.0.
+    two_shares = Halving((1, 2), keep=1.0, min_trials=3, screen_keep=0.25)
+    assert expected_reach(two_shares, 4) == pytest.approx([4, 2 + 1 / 3 + 1 / 4, 2 + 1 / 3 + 1 / 4])
+
+
 def test_the_ladder_estimate_agrees_with_the_rule_played_out() -> None:
     # Play the promotion rule itself on random searches: 2 references first, then 10 searched
     # trials, arriving at each rung in the order they started, a fresh accuracy at each rung.
@@ -225,7 +246,7 @@ def test_the_ladder_divides_the_top_rung_by_eta() -> None:
 
 def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_ones(make_cfg) -> None:
     cfg = make_cfg("search.n_trials=8", "search.halving.enabled=true", "search.halving.min_trials=2",
-                   "search.halving.keep=0.3", "sampler=random")
+                   "search.halving.keep=0.3", "search.halving.screen_keep=null", "sampler=random")
     result = run_search(cfg, progress=False)
     study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
     admitted = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]

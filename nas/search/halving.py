@@ -7,7 +7,9 @@ decides itself, as multi-objective ASHA does (Schmucker et al. 2021, "Multi-obje
 Asynchronous Successive Halving"): at a rung, the architectures measured there so far are sorted
 into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while it is among
 the best `keep` share of them (whole fronts first; NSGA-II's crowding distance splits the front
-the cut falls in, so the most accurate and the cheapest go first). MACs are known before
+the cut falls in, so the most accurate and the cheapest go first). The first rung, the screening
+rung, may keep a share of its own (`screen_keep`): it ranks worst, so the search's default cuts
+harder there and keeps more of the better-ranked rungs above it. MACs are known before
 training, and so is latency (timed before training), so only accuracy is uncertain at a rung.
 The rule reads every trial of the study from its storage, so workers sharing one storage share
 the rungs.
@@ -34,15 +36,22 @@ __all__ = ["Halving", "expected_reach", "promoted", "record_and_decide"]
 class Halving:
     """Where a run is checked and how much of each rung goes on."""
 
-    rungs: tuple[float, ...]  # the search: fractions of the proxy's steps; the sweeper: the app's report steps
+    rungs: tuple[float, ...]  # the search: a ladder's training images seen; the sweeper: the app's report steps
     keep: float = 0.5  # share of the trials at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen (this one included) before it stops any
+    screen_keep: float | None = None  # the share at the first rung (None: keep)
 
     @classmethod
     def of(cls, config: HalvingConfig, rungs: tuple[float, ...], pruner: Any) -> Halving | None:
         """The search's rule (`search.halving`) at `rungs` (a ladder's, below its top); None where
         the search stops no trial at them."""
-        return cls(rungs, config.keep, config.min_trials) if config.active(pruner) else None
+        if not config.active(pruner):
+            return None
+        return cls(rungs, config.keep, config.min_trials, config.screen_keep)
+
+    def keep_at(self, rung: int) -> float:
+        """The share that goes on at `rungs[rung]`."""
+        return self.screen_keep if rung == 0 and self.screen_keep is not None else self.keep
 
 
 def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float) -> bool:
@@ -75,18 +84,18 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
     regardless. The arrivals' decisions are taken as independent, which they are on accuracy alone
     (relative ranks of exchangeable draws); with a cost, the first rung's expectation is still
     exact. A sampler whose later trials are better than its first ones promotes more."""
-    def go_on(k: int) -> float:  # the chance that the k-th arrival (1-based) goes on
+    def go_on(k: int, keep: float) -> float:  # the chance that the k-th arrival (1-based) goes on
         if k <= references or k < halving.min_trials:
             return 1.0
-        return math.ceil(halving.keep * k) / k
+        return math.ceil(keep * k) / k
 
     arriving = {references + searched: 1.0}  # distribution of the number arriving at the rung
     reach = [float(references + searched)]
-    for _ in halving.rungs:
+    for rung in range(len(halving.rungs)):
         going = [arriving.get(0, 0.0)]
         counts = [1.0]  # Poisson-binomial: the chance of each count of the first k arrivals going on
         for k in range(1, max(arriving) + 1):
-            p = go_on(k)
+            p = go_on(k, halving.keep_at(rung))
             counts = [a * (1 - p) + b * p for a, b in zip([*counts, 0.0], [0.0, *counts], strict=True)]
             going = [g + arriving.get(k, 0.0) * c for g, c in zip([*going, 0.0], counts, strict=True)]
         arriving = {m: p for m, p in enumerate(going) if p > 0}
@@ -119,4 +128,4 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
     ]
     if len(others) + 1 < halving.min_trials:
         return True
-    return promoted(_point(val_acc, mine), others, halving.keep)
+    return promoted(_point(val_acc, mine), others, halving.keep_at(halving.rungs.index(rung)))
