@@ -16,6 +16,7 @@ from nas.attrs import StudyAttr, TrialAttr
 from nas.dominance import crowding_distances, nondominated_fronts
 from nas.search import Halving, promoted, record_and_decide
 from nas.errors import ConfigError
+from nas.search.config import HalvingConfig
 from nas.search.halving import expected_reach
 from nas.search.ladder import ladder_for
 from nas.search.sampling import RungTPESampler, seen_at_their_rungs
@@ -130,6 +131,7 @@ def test_the_screening_rung_keeps_its_own_share() -> None:
         study.add_trial(optuna.trial.create_trial(values=[acc, 1.0], user_attrs={
             "macs": macs, TrialAttr.RUNG_VAL_ACC: {"100": acc, "300": acc}}))
     halving = Halving((100, 300), keep=0.5, min_trials=4, screen_keep=0.2)
+    assert Halving.of(HalvingConfig(keep=0.5, screen_keep=0.2), (100, 300), pruner=None) == halving
     # Equal MACs, so accuracy decides: the new trial at 0.75 is third of 6. At the screening rung
     # (100 images) the quota is ceil(0.2 * 6) = 2: stopped; at the rung above, ceil(0.5 * 6) = 3: on.
     trial = study.ask()
@@ -143,12 +145,16 @@ def test_the_screening_rung_keeps_its_own_share() -> None:
     # screening rung; above it the whole rung passes at keep 1.0.
     two_shares = Halving((1, 2), keep=1.0, min_trials=3, screen_keep=0.25)
     assert expected_reach(two_shares, 4) == pytest.approx([4, 2 + 1 / 3 + 1 / 4, 2 + 1 / 3 + 1 / 4])
+    # A rung the rule does not know is a caller's mistake, not a decision.
+    with pytest.raises(ValueError, match="rung 200 is not one of the rule's rungs"):
+        record_and_decide(study, other, 200, 0.75, halving, cost="macs")
 
 
-def test_the_ladder_estimate_agrees_with_the_rule_played_out() -> None:
+@pytest.mark.parametrize("screen_keep", [None, 0.15])
+def test_the_ladder_estimate_agrees_with_the_rule_played_out(screen_keep: float | None) -> None:
     # Play the promotion rule itself on random searches: 2 references first, then 10 searched
     # trials, arriving at each rung in the order they started, a fresh accuracy at each rung.
-    halving, draws = Halving((1, 2), keep=0.33, min_trials=4), 3000
+    halving, draws = Halving((1, 2), keep=0.33, min_trials=4, screen_keep=screen_keep), 3000
     rng = random.Random(0)
     totals = [0, 0]
     for _ in range(draws):
@@ -157,7 +163,8 @@ def test_the_ladder_estimate_agrees_with_the_rule_played_out() -> None:
             measured, going = [], []
             for i in alive:
                 me = (-rng.random(),)
-                if i < 2 or len(measured) + 1 < halving.min_trials or promoted(me, measured, halving.keep):
+                share = halving.keep_at(rung)
+                if i < 2 or len(measured) + 1 < halving.min_trials or promoted(me, measured, share):
                     going.append(i)
                 measured.append(me)
             alive = going
@@ -246,7 +253,7 @@ def test_the_ladder_divides_the_top_rung_by_eta() -> None:
 
 def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_ones(make_cfg) -> None:
     cfg = make_cfg("search.n_trials=8", "search.halving.enabled=true", "search.halving.min_trials=2",
-                   "search.halving.keep=0.3", "search.halving.screen_keep=null", "sampler=random")
+                   "search.halving.keep=0.3", "sampler=random")
     result = run_search(cfg, progress=False)
     study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
     admitted = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]

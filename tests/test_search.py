@@ -80,8 +80,8 @@ def test_budget_is_enforced_before_training(make_cfg, recorded_training) -> None
 
 
 def test_pareto_csv_is_exactly_the_nondominated_trained_trials(make_cfg) -> None:
-    # 0.01 at every rung: after the first three, a trial goes on only with the best accuracy at the rung yet.
-    cfg = make_cfg("search.n_trials=6", "search.halving.keep=0.01", "search.halving.screen_keep=0.01")
+    # keep 0.01: after the first three, a trial goes on only with the best accuracy at the rung yet.
+    cfg = make_cfg("search.n_trials=6", "search.halving.keep=0.01")
     run_search(cfg, progress=False)
     trained = _trained(_study(cfg))
     assert any(t.state == TrialState.PRUNED for t in trained)  # (so that leaving them out is tested)
@@ -336,7 +336,7 @@ def test_references_are_the_first_trials_climb_to_the_top_and_are_queued_once(ma
     from search_spaces import mobilenext, shufflenet_v1
 
     cfg = make_cfg("search.n_trials=3", "search.start_from_references=true", "sampler=random",
-                   "search.halving.min_trials=1", "search.halving.screen_keep=0.01")  # every other trial stops early
+                   "search.halving.min_trials=1", "search.halving.keep=0.01")  # every other trial stops early
     result = run_search(cfg, progress=False)
     study = _study(cfg)
     refs = [t for t in study.trials if t.user_attrs.get("reference")]

@@ -174,12 +174,12 @@ class HalvingConfig:
 
     # Stop trials dominated at a rung. null: on unless objective.pruner stops trials already.
     enabled: Optional[bool] = None
-    # Share of the trials measured at a rung above the screening rung that continue (fronts best first)
-    keep: float = 0.33
-    # The share at the screening rung, which ranks worst (null: keep). Chosen by replaying the
-    # ladder's measured rung accuracies (docs/proxy-quality.md): a seventh there and a third above
-    # took more networks to the top than a fifth at every rung, for the same time.
-    screen_keep: Optional[float] = 0.15
+    # Share of the trials measured at a rung that continue (fronts best first). A fifth: on two
+    # objectives a third let half the trials reach the top (docs/search-fashion-mnist.md, 2026-12-04).
+    keep: float = 0.2
+    # The share at the screening rung, which ranks worst (null: keep). 0.15 there with keep=0.33 takes
+    # more networks to the top, and the CPU README search past 10 minutes (docs/proxy-quality.md).
+    screen_keep: Optional[float] = None
     min_trials: int = 4  # trials a rung must have seen before it stops any
 
     RULES: ClassVar[dict[str, Rule]] = {"keep": fraction(), "screen_keep": fraction(optional=True),

@@ -8,9 +8,10 @@ Asynchronous Successive Halving"): at a rung, the architectures measured there s
 into non-dominated fronts on (accuracy at the rung, MACs), and a trial continues while it is among
 the best `keep` share of them (whole fronts first; NSGA-II's crowding distance splits the front
 the cut falls in, so the most accurate and the cheapest go first). The first rung, the screening
-rung, may keep a share of its own (`screen_keep`): it ranks worst, so the search's default cuts
-harder there and keeps more of the better-ranked rungs above it. MACs are known before
-training, and so is latency (timed before training), so only accuracy is uncertain at a rung.
+rung, may keep a share of its own (`screen_keep`): it ranks worst, so a search may cut harder
+there and keep more of the better-ranked rungs above it (docs/proxy-quality.md weighs the trade).
+MACs are known before training, and so is latency (timed before training), so only accuracy is
+uncertain at a rung.
 The rule reads every trial of the study from its storage, so workers sharing one storage share
 the rungs.
 """
@@ -36,7 +37,7 @@ __all__ = ["Halving", "expected_reach", "promoted", "record_and_decide"]
 class Halving:
     """Where a run is checked and how much of each rung goes on."""
 
-    rungs: tuple[float, ...]  # the search: a ladder's training images seen; the sweeper: the app's report steps
+    rungs: tuple[float, ...]  # the search: a ladder's images seen; the sweeper: the app's report steps
     keep: float = 0.5  # share of the trials at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen (this one included) before it stops any
     screen_keep: float | None = None  # the share at the first rung (None: keep)
@@ -52,6 +53,10 @@ class Halving:
     def keep_at(self, rung: int) -> float:
         """The share that goes on at `rungs[rung]`."""
         return self.screen_keep if rung == 0 and self.screen_keep is not None else self.keep
+
+    def share_name(self, rung: int) -> str:
+        """The field that sets `keep_at(rung)`: screen_keep or keep."""
+        return "screen_keep" if rung == 0 and self.screen_keep is not None else "keep"
 
 
 def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float) -> bool:
@@ -115,6 +120,10 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
     before training), or on accuracy alone when `cost` is None.
     """
     key = f"{rung:g}"
+    index = next((i for i, r in enumerate(halving.rungs) if f"{r:g}" == key), None)
+    if index is None:
+        known = ", ".join(f"{r:g}" for r in halving.rungs)
+        raise ValueError(f"rung {key} is not one of the rule's rungs ({known})")
     attrs: dict[str, Any] = trial.user_attrs
     trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
     mine = attrs.get(cost) if cost else None
@@ -128,4 +137,4 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
     ]
     if len(others) + 1 < halving.min_trials:
         return True
-    return promoted(_point(val_acc, mine), others, halving.keep_at(halving.rungs.index(rung)))
+    return promoted(_point(val_acc, mine), others, halving.keep_at(index))

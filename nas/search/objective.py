@@ -179,9 +179,8 @@ class Objective:
             if self.halving is not None:
                 go_on = record_and_decide(self.study, trial, ladder.images[rung], val_acc, self.halving,
                                           cost=self.cost_attr)
-                share = ("search.halving.screen_keep" if rung == 0 and self.halving.screen_keep is not None
-                         else "search.halving.keep")
-                why = f"dominated at rung {key} (val_acc {val_acc:.4f}; {share}={self.halving.keep_at(rung):g})"
+                share = f"search.halving.{self.halving.share_name(rung)}={self.halving.keep_at(rung):g}"
+                why = f"dominated at rung {key} (val_acc {val_acc:.4f}; {share})"
             else:
                 trial.report(val_acc, ladder.images[rung])
                 go_on = not trial.should_prune()
