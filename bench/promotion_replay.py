@@ -22,8 +22,9 @@ a search's own set-up and scoring are left out), and the hypervolume of that fro
 accuracy at the top against MACs / budget, `nas.results.hypervolume`).
 
 What it cannot show: a sampler that learns sends better networks later, which a random order does
-not, and they climb more often (with 0.15 and a third, two real README searches took one to two
-minutes longer than the default's, where the replay says seconds: docs/search-fashion-mnist.md);
+not, and they climb more often (with 0.15 and a third, two real README searches took half a minute
+and nearly two minutes longer than the default's on the same machine, where the replay says
+seconds: docs/search-fashion-mnist.md);
 the table's top rung is scored on 1,000 validation images, the search's on all of them.
 """
 

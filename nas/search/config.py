@@ -178,7 +178,7 @@ class HalvingConfig:
     # objectives a third let half the trials reach the top (docs/search-fashion-mnist.md, 2026-12-04).
     keep: float = 0.2
     # The share at the screening rung, which ranks worst (null: keep). 0.15 there with keep=0.33 takes
-    # more networks to the top, and the CPU README search past 10 minutes (docs/proxy-quality.md).
+    # more networks to the top, and the CPU README search to 9.5-11 minutes (docs/proxy-quality.md).
     screen_keep: Optional[float] = None
     min_trials: int = 4  # trials a rung must have seen before it stops any
 
