@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import platform
 import random
 import statistics
@@ -42,7 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from _harness import HEADER, RESULTS, ResultsFile, invocation, publish, run_command
+from _harness import RESULTS, ResultsFile, invocation, publish, run_command
+from rank_table import read_table
 
 from nas.attrs import TrialAttr
 from nas.dominance import nondominated_fronts
@@ -66,15 +66,12 @@ class Network:
 
 def ladder_networks(table: Path, column: str) -> tuple[list[int], list[Network]]:
     """The rungs and the architectures of `column` in a rank table."""
-    lines = [json.loads(line) for line in table.read_text().splitlines() if line.strip()]
-    mmacs = {}
-    for line in lines:
-        if line.get("kind") == HEADER and column in line.get("columns", {}):
-            mmacs = {a["arch"]: a["mmacs"] for a in line["archs"]}
-    rows = [line for line in lines if line.get("column") == column]
-    if not rows or not mmacs:
+    header, rows = read_table(table)
+    rows = [r for r in rows if r["column"] == column]
+    if header is None or not rows:
         raise SystemExit(f"{table}: no column {column} (run bench/rank_table.py --columns {column} first)")
     rungs = [int(r) for r in rows[0]["ladder"]]
+    mmacs = {a["arch"]: a["mmacs"] for a in header["archs"]}
     return rungs, [Network(f"arch {r['arch']}", mmacs[r["arch"]], tuple(r["rung_acc"][f"{i}"] for i in rungs),
                            tuple(r["rung_s"][f"{i}"] for i in rungs))
                    for r in rows]

@@ -50,13 +50,13 @@ class Halving:
             return None
         return cls(rungs, config.keep, config.min_trials, config.screen_keep)
 
+    def share_name(self, rung: int) -> str:
+        """The field that sets the share going on at `rungs[rung]`: screen_keep or keep."""
+        return "screen_keep" if rung == 0 and self.screen_keep is not None else "keep"
+
     def keep_at(self, rung: int) -> float:
         """The share that goes on at `rungs[rung]`."""
-        return self.screen_keep if rung == 0 and self.screen_keep is not None else self.keep
-
-    def share_name(self, rung: int) -> str:
-        """The field that sets `keep_at(rung)`: screen_keep or keep."""
-        return "screen_keep" if rung == 0 and self.screen_keep is not None else "keep"
+        return getattr(self, self.share_name(rung))
 
 
 def promoted(me: Sequence[float], others: Sequence[Sequence[float]], keep: float) -> bool:
