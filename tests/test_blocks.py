@@ -34,6 +34,7 @@ from search_spaces import (
     registered_block,
 )
 from search_spaces.blocks.shuffle import channel_shuffle
+from search_spaces.layers import DepthwiseConv2d
 
 from .toy_block import TOY, ToyBlock, ToyStage
 
@@ -57,6 +58,44 @@ def test_channel_shuffle_matches_pytorch_operator() -> None:
     x = torch.randn(2, 24, 5, 5)
     for g in (1, 2, 3, 4, 8):
         assert torch.equal(channel_shuffle(x, g), F.channel_shuffle(x, g))
+
+
+def test_channel_shuffle_keeps_a_channels_last_input_in_its_layout() -> None:
+    x = torch.randn(2, 24, 5, 5).contiguous(memory_format=torch.channels_last)
+    for g in (2, 3, 4, 8):
+        out = channel_shuffle(x, g)
+        assert torch.equal(out, F.channel_shuffle(x.contiguous(), g))
+        assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize(("size", "stride"), [((2, 2), 1), ((1, 1), 1), ((2, 2), 2), ((2, 5), 2), ((1, 3), 1)])
+def test_depthwise_on_maps_below_its_kernel_trains_as_pytorch_convolution(
+    size: tuple[int, int], stride: int, layout: torch.memory_format
+) -> None:
+    # Maps smaller than the 3x3 kernel take the tap-by-tap weight gradient; PyTorch's own
+    # convolution and its autograd are the truth for the output and both gradients.
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(6, 3, stride).double().train()
+    x = torch.randn(4, 6, *size, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    w_ref = conv.weight.detach().clone().requires_grad_()
+    out = conv(x)
+    expected = F.conv2d(x_ref, w_ref, None, stride, 1, 1, 6)
+    assert type(out.grad_fn).__name__ == "_SmallMapDepthwiseBackward"  # the path under test was taken
+    grad = torch.randn_like(expected)
+    out.backward(grad)
+    expected.backward(grad)
+    assert torch.allclose(out, expected, atol=1e-12)
+    assert torch.allclose(conv.weight.grad, w_ref.grad, atol=1e-12)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-12)
+
+
+def test_depthwise_is_pytorch_convolution_on_larger_maps_and_in_evaluation() -> None:
+    conv = DepthwiseConv2d(6, 3, 1).train()
+    assert type(conv(torch.randn(2, 6, 3, 3)).grad_fn).__name__ == "ConvolutionBackward0"
+    conv.eval()
+    assert type(conv(torch.randn(2, 6, 2, 2)).grad_fn).__name__ == "ConvolutionBackward0"
 
 
 def test_shuffle_unit_channel_arithmetic_follows_paper() -> None:
@@ -122,10 +161,10 @@ def test_sandglass_layer_order_and_activations() -> None:
     layers = [block.dw_in, block.reduce, block.expand, block.dw_out]
     kinds = [[type(m).__name__ for m in seq] for seq in layers]
     assert kinds == [
-        ["Conv2d", "BatchNorm2d", "ReLU6"],  # depthwise at the wide end
+        ["DepthwiseConv2d", "BatchNorm2d", "ReLU6"],  # depthwise at the wide end
         ["Conv2d", "BatchNorm2d"],  # linear reduction
         ["Conv2d", "BatchNorm2d", "ReLU6"],  # expansion
-        ["Conv2d", "BatchNorm2d"],  # linear depthwise
+        ["DepthwiseConv2d", "BatchNorm2d"],  # linear depthwise
     ]
     assert block.dw_in[0].groups == 96 and block.dw_out[0].groups == 96
     assert block.reduce[0].weight.shape == (16, 96, 1, 1)  # 96 / t=6
