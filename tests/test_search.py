@@ -18,9 +18,9 @@ import nas.search.objective
 from nas.data import Dataset, Split, load_dataset
 from nas.errors import ConfigError, DataError
 from nas.apps import run_search
-from nas.search import run_settings
+from nas.search import RandomSuggests, run_settings
 from nas.training import evaluate
-from search_spaces import Arch
+from search_spaces import Arch, DataShape, get_space
 from .conftest import compose_config
 
 
@@ -198,15 +198,36 @@ def test_the_test_split_is_read_only_at_the_end_once_per_front_member(make_cfg, 
     assert scored == [len(result.front)] and all(m.test_acc is not None for m in result.front)
     accs = _study(cfg).user_attrs["test_acc"]
     assert sorted(accs) == sorted(str(m.trial) for m in result.front)
-    # The same split evaluated by hand gives the recorded accuracy.
-    m = result.front[0]
-    model = nas.build_model(Arch.from_yaml(m.arch_yaml))
-    model.load_state_dict(torch.load(Path(cfg.output_dir) / "weights" / f"trial_{m.trial:04d}.pt"))
-    by_hand = evaluate(model, data.test, mean=data.mean, std=data.std, device=torch.device("cpu"))
-    assert accs[str(m.trial)] == pytest.approx(by_hand)
+    # The same split evaluated by hand, one network after the other, gives each recorded accuracy.
+    for m in result.front:
+        model = nas.build_model(Arch.from_yaml(m.arch_yaml))
+        model.load_state_dict(torch.load(Path(cfg.output_dir) / "weights" / f"trial_{m.trial:04d}.pt"))
+        by_hand = evaluate(model, data.test, mean=data.mean, std=data.std, device=torch.device("cpu"))
+        assert accs[str(m.trial)] == pytest.approx(by_hand)
     # Resumed with nothing left to train: no member is tested twice.
     run_search(cfg, dataset=sealed, progress=False)
     assert scored[-1] == 0
+
+
+def test_test_scoring_side_by_side_on_the_cpu_matches_one_after_the_other() -> None:
+    from nas.results.testing import _evaluate_all
+
+    data = load_dataset("synthetic", resolution=16, channels=1)
+    space = get_space("hybrid")
+    models = {}
+    for number, seed in enumerate((1, 2, 3)):
+        torch.manual_seed(seed)
+        models[number] = nas.build_model(space(RandomSuggests(seed), DataShape(1, 16, data.num_classes)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # two scoring threads, whatever the machine
+    try:
+        accs = _evaluate_all(models, data, torch.device("cpu"))
+        assert torch.get_num_threads() == 2  # the process's threads are given back
+    finally:
+        torch.set_num_threads(threads)
+    cpu = torch.device("cpu")
+    by_hand = {n: evaluate(m, data.test, mean=data.mean, std=data.std, device=cpu) for n, m in models.items()}
+    assert accs == by_hand and len(set(by_hand.values())) == len(models)  # distinct: a mix-up would show
 
 
 def test_accuracy_objective_stops_trials_on_accuracy_alone(make_cfg) -> None:
