@@ -69,7 +69,8 @@ def test_channel_shuffle_keeps_a_channels_last_input_in_its_layout() -> None:
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-@pytest.mark.parametrize(("size", "stride"), [((2, 2), 1), ((1, 1), 1), ((2, 2), 2), ((2, 5), 2), ((1, 3), 1)])
+@pytest.mark.parametrize(("size", "stride"),
+                         [((2, 2), 1), ((1, 1), 1), ((2, 2), 2), ((2, 5), 2), ((1, 3), 1)])
 def test_depthwise_on_maps_below_its_kernel_trains_as_pytorch_convolution(
     size: tuple[int, int], stride: int, layout: torch.memory_format
 ) -> None:

@@ -63,8 +63,8 @@ def measure_test(study: optuna.Study, data: Dataset, output_dir: Path, device: s
 def _evaluate_all(models: dict[int, nn.Module], data: Dataset, device: torch.device) -> dict[int, float]:
     """Test accuracy of each model. On the CPU, a network per core at a time, each on one thread:
     these small networks hardly use a second thread (bench/NOTES.md), and PyTorch's kernels let
-    go of the GIL, so threads score side by side (six networks measured alone on 2 cores: 1.5x as
-    fast as one after the other)."""
+    go of the GIL, so threads score side by side (a search's six networks on 2 cores: 20-22 s
+    against 28 s one after the other)."""
     def score(model: nn.Module) -> float:
         return evaluate(model, data.test, mean=data.mean, std=data.std, device=device)
 
