@@ -17,7 +17,7 @@ from nas.dominance import crowding_distances, nondominated_fronts
 from nas.search import Halving, promoted, record_and_decide
 from nas.errors import ConfigError
 from nas.search.config import HalvingConfig
-from nas.search.halving import expected_reach
+from nas.search.halving import expected_reach, goes_on, most_reaching
 from nas.search.ladder import ladder_for
 from nas.search.sampling import RungTPESampler, seen_at_their_rungs
 from nas.training import RunSettings, Training, lr_at
@@ -55,9 +55,9 @@ def test_crowding_distance_of_a_hand_worked_front() -> None:
 
 
 def _done(study: optuna.Study, acc_at_rung: float, macs: float) -> None:
-    study.add_trial(optuna.trial.create_trial(
-        values=[acc_at_rung, macs / 1e6], user_attrs={"macs": macs, TrialAttr.RUNG_VAL_ACC: {"0.5": acc_at_rung}},
-    ))
+    """A trial stopped at rung 0.5 (so it takes none of the places above it)."""
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={
+        "macs": macs, TrialAttr.RUNG_VAL_ACC: {"0.5": acc_at_rung}, TrialAttr.PRUNED_AT: 0.5}))
 
 
 def test_a_second_worker_reads_the_rungs_of_the_first(tmp_path) -> None:
@@ -83,9 +83,9 @@ def test_a_second_worker_reads_the_rungs_of_the_first(tmp_path) -> None:
 
 def test_on_the_latency_axis_the_rungs_weigh_measured_milliseconds_not_macs() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
-    for acc, macs, ms in [(0.9, 1e6, 0.9), (0.8, 0.5e6, 0.8), (0.7, 0.8e6, 0.5)]:
-        study.add_trial(optuna.trial.create_trial(values=[acc, ms], user_attrs={
-            "macs": macs, TrialAttr.LATENCY_MS: ms, TrialAttr.RUNG_VAL_ACC: {"0.5": acc}}))
+    for acc, macs, ms in [(0.9, 1e6, 0.9), (0.8, 0.5e6, 0.8), (0.7, 0.8e6, 0.5)]:  # stopped there
+        study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={
+            "macs": macs, TrialAttr.LATENCY_MS: ms, TrialAttr.RUNG_VAL_ACC: {"0.5": acc}, TrialAttr.PRUNED_AT: 0.5}))
     trial = study.ask()
     trial.set_user_attr("macs", 2e6)
     trial.set_user_attr(TrialAttr.LATENCY_MS, 0.2)
@@ -105,13 +105,17 @@ def test_no_trial_is_stopped_before_a_rung_has_seen_min_trials(tmp_path) -> None
     assert record_and_decide(study, trial, 0.5, 0.1, Halving((0.5,), keep=0.5, min_trials=3), cost="macs")
 
 
-def test_the_ladder_estimate_counts_min_trials_and_the_references() -> None:
-    # keep 0.5, min_trials 3, 6 trials: the first two go on regardless; the k-th after them is in
-    # the best ceil(k/2) of k with probability ceil(k/2)/k: 2 + 2/3 + 2/4 + 3/5 + 3/6 = 4.2667.
+def test_the_ladder_estimate_counts_min_trials_the_cap_and_the_references() -> None:
+    # keep 0.5, min_trials 3, 6 trials: the first two go on regardless, and fill the places of
+    # the 3rd and 4th arrivals (ceil(3/2) = ceil(4/2) = 2). The 5th is in the best 3 of 5 with
+    # probability 3/5 and finds a third place; the 6th (best 3 of 6: 1/2) finds one only if the
+    # 5th did not: 2 + 3/5 + (2/5)(1/2) = 2.8.
     one_rung = Halving((1,), keep=0.5, min_trials=3)
-    assert expected_reach(one_rung, 6) == pytest.approx([6, 2 + 2 / 3 + 2 / 4 + 3 / 5 + 3 / 6])
-    # Three references of the six always go on: 3 + 2/4 + 3/5 + 3/6.
-    assert expected_reach(one_rung, 3, 3) == pytest.approx([6, 3 + 2 / 4 + 3 / 5 + 3 / 6])
+    assert expected_reach(one_rung, 6) == pytest.approx([6, 2 + 3 / 5 + 2 / 5 * 1 / 2])
+    # Three references of the six always go on and take no place: the 4th arrival (first searched)
+    # goes on with 2/4, the 5th with 3/5 unless the 4th took the one place of two searched, the 6th
+    # with 3/6 (two places of three): 3 + 1/2 + (1/2)(3/5) + 1/2.
+    assert expected_reach(one_rung, 3, 3) == pytest.approx([6, 3 + 1 / 2 + 1 / 2 * 3 / 5 + 1 / 2])
     # Fewer trials than min_trials: nothing is stopped anywhere.
     assert expected_reach(Halving((1, 2), keep=0.33, min_trials=4), 3) == [3, 3, 3]
     settings = RunSettings(epochs=1, batch_size=32, max_train_images=20000)
@@ -119,32 +123,97 @@ def test_the_ladder_estimate_counts_min_trials_and_the_references() -> None:
     halving = Halving(ladder.images[:-1], keep=0.33, min_trials=4)
     line = ladder.describe(20, halving, references=2)
     reach = expected_reach(halving, 18, 2)
-    assert f"about 20, {reach[1]:.0f}, {reach[2]:.0f} reach each rung" in line
+    # At most: ceil(0.33 * 18) = 6 searched past the screening rung, then max(3, ceil(0.33 * 6)) = 3.
+    assert f"about 20, {reach[1]:.0f}, {reach[2]:.0f} reach each rung, at most 20, 8, 5 " in line
     images = 20 * 2240 + reach[1] * (6688 - 2240) + reach[2] * (20000 - 6688)
-    assert f"about {images:,.0f} training images in all" in line
-    assert "about 20, 20, 20 reach each rung" in ladder.describe(20, None, references=2)
+    most = 20 * 2240 + 8 * (6688 - 2240) + 5 * (20000 - 6688)
+    assert f"about {images:,.0f} training images in all, at most {most:,.0f}" in line
+    assert "all 20 reach each rung; 400,000 training images in all" in ladder.describe(20, None, references=2)
+
+
+def test_the_most_reaching_each_rung_worked_by_hand() -> None:
+    # 18 searched: ceil(0.25 * 18) = 5 past the screening rung, then ceil(0.5 * 5) = 3, which the
+    # min_trials - 1 = 3 that go on regardless equal; the 2 references on top.
+    assert most_reaching(Halving((1, 2), keep=0.5, min_trials=4, screen_keep=0.25), 18, 2) == [20, 7, 5]
+    # min_trials decides where the shares would keep fewer: max(3, ceil(0.1 * 10)) at each rung.
+    assert most_reaching(Halving((1, 2), keep=0.1, min_trials=4), 10) == [10, 3, 3]
+    # Never more than arrive.
+    assert most_reaching(Halving((1,), keep=0.5, min_trials=6), 2, 1) == [3, 3]
+
+
+def _climb_one_rung(study: optuna.Study, acc: float, halving: Halving, **attrs) -> bool:
+    """A trial measured at rung 0.5 as the search does it: stopped ones marked and told pruned."""
+    trial = study.ask()
+    for key, value in {"macs": 1e6, **attrs}.items():
+        trial.set_user_attr(key, value)
+    go_on = record_and_decide(study, trial, 0.5, acc, halving, cost="macs")
+    if not go_on:
+        trial.set_user_attr(TrialAttr.PRUNED_AT, 0.5)
+        study.tell(trial, state=TrialState.PRUNED)
+    return go_on
+
+
+def test_the_share_caps_how_many_go_on_when_later_trials_are_better() -> None:
+    # Each arrival beats every one before it (same MACs), so each is the best when it arrives; the
+    # rule without its cap would let all six on. keep 0.5, no trial going on regardless: the k-th
+    # goes on only while fewer than ceil(k/2) have: places 1, 1, 2, 2, 3, 3.
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    halving = Halving((0.5,), keep=0.5, min_trials=1)
+    decisions = [_climb_one_rung(study, acc, halving) for acc in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9)]
+    assert decisions == [True, False, True, False, True, False]
+    assert all(promoted((-acc, 1e6), [(-a, 1e6) for a in (0.5, 0.6, 0.7, 0.8, 0.85)][:k], 0.5)
+               for k, acc in enumerate((0.5, 0.6, 0.7, 0.8, 0.85, 0.9)))
+    # The pure rule agrees: the 6th, promoted, with 3 of 6 places taken, and with 2.
+    assert not goes_on((-0.9,), [(-0.5,)] * 5, 0.5, min_trials=1, searched=6, gone_on=3)
+    assert goes_on((-0.9,), [(-0.5,)] * 5, 0.5, min_trials=1, searched=6, gone_on=2)
+
+
+def test_references_and_failed_trials_take_no_place_but_running_ones_do() -> None:
+    halving = Halving((0.5,), keep=0.5, min_trials=1)
+
+    def study_with(*others: tuple[TrialState, dict]) -> optuna.Study:
+        study = optuna.create_study(directions=["maximize", "minimize"])
+        for state, attrs in others:
+            study.add_trial(optuna.trial.create_trial(
+                state=state, values=[0.4, 1.0] if state == TrialState.COMPLETE else None,
+                user_attrs={"macs": 1e6, TrialAttr.RUNG_VAL_ACC: {"0.5": 0.4}, **attrs}))
+        return study
+
+    reference = (TrialState.COMPLETE, {TrialAttr.REFERENCE: "shufflenet_v1_g3_0.5x"})
+    failed = (TrialState.FAIL, {})
+    # A weaker reference (gone on: it always does) and a weaker failed trial: 0.9 leads the three
+    # (quota 2) and is the only searched trial measured, so its place (ceil(0.5 * 1)) is free.
+    assert _climb_one_rung(study_with(reference, failed), 0.9, halving)
+    # A searched trial that went on (complete, not stopped there) takes the one place of two.
+    assert not _climb_one_rung(study_with((TrialState.COMPLETE, {})), 0.9, halving)
+    # So does one still running there (gone on, or deciding now); one stopped there does not.
+    assert not _climb_one_rung(study_with((TrialState.RUNNING, {})), 0.9, halving)
+    assert _climb_one_rung(study_with((TrialState.PRUNED, {TrialAttr.PRUNED_AT: 0.5})), 0.9, halving)
 
 
 def test_the_screening_rung_keeps_its_own_share() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
-    for acc, macs in [(0.9, 1e6), (0.8, 1e6), (0.7, 1e6), (0.6, 1e6), (0.5, 1e6)]:
-        study.add_trial(optuna.trial.create_trial(values=[acc, 1.0], user_attrs={
-            "macs": macs, TrialAttr.RUNG_VAL_ACC: {"100": acc, "300": acc}}))
+    for acc, macs in [(0.9, 1e6), (0.8, 1e6), (0.7, 1e6), (0.6, 1e6), (0.5, 1e6)]:  # stopped at 300
+        study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={
+            "macs": macs, TrialAttr.RUNG_VAL_ACC: {"100": acc, "300": acc}, TrialAttr.PRUNED_AT: 300}))
     halving = Halving((100, 300), keep=0.5, min_trials=4, screen_keep=0.2)
     assert Halving.of(HalvingConfig(keep=0.5, screen_keep=0.2), (100, 300), pruner=None) == halving
     # Equal MACs, so accuracy decides: the new trial at 0.75 is third of 6. At the screening rung
-    # (100 images) the quota is ceil(0.2 * 6) = 2: stopped; at the rung above, ceil(0.5 * 6) = 3: on.
+    # (100 images) the quota is ceil(0.2 * 6) = 2: stopped (and the five that went on from there
+    # fill the cap's 2 places); at the rung above, ceil(0.5 * 6) = 3, with no place taken: on.
     trial = study.ask()
     trial.set_user_attr("macs", 1e6)
     assert not record_and_decide(study, trial, 100, 0.75, halving, cost="macs")
     other = study.ask()
     other.set_user_attr("macs", 1e6)
     assert record_and_decide(study, other, 300, 0.75, halving, cost="macs")
-    # The estimate uses each rung's share: 4 trials, min_trials 3 (2 go on regardless), then the
-    # 3rd and 4th arrivals are in the best ceil(0.25 * k) with probability 1/3 and 1/4 at the
-    # screening rung; above it the whole rung passes at keep 1.0.
+    # The estimate uses each rung's share: 8 trials, min_trials 3 (2 go on regardless and fill the
+    # screening rung's places up to the 8th arrival's, ceil(0.25 * 8) = 2); above it, at keep 1.0,
+    # both go on.
     two_shares = Halving((1, 2), keep=1.0, min_trials=3, screen_keep=0.25)
-    assert expected_reach(two_shares, 4) == pytest.approx([4, 2 + 1 / 3 + 1 / 4, 2 + 1 / 3 + 1 / 4])
+    assert expected_reach(two_shares, 8) == pytest.approx([8, 2, 2])
+    # With 9 arrivals a third place opens for the 9th, in the best ceil(0.25 * 9) = 3 of 9: 1/3.
+    assert expected_reach(two_shares, 9) == pytest.approx([9, 2 + 1 / 3, 2 + 1 / 3])
     # A rung the rule does not know is a caller's mistake, not a decision.
     with pytest.raises(ValueError, match="rung 200 is not one of the rule's rungs"):
         record_and_decide(study, other, 200, 0.75, halving, cost="macs")
@@ -152,25 +221,28 @@ def test_the_screening_rung_keeps_its_own_share() -> None:
 
 @pytest.mark.parametrize("screen_keep", [None, 0.15])
 def test_the_ladder_estimate_agrees_with_the_rule_played_out(screen_keep: float | None) -> None:
-    # Play the promotion rule itself on random searches: 2 references first, then 10 searched
+    # Play the promotion rule itself on random searches: 2 references first, then 16 searched
     # trials, arriving at each rung in the order they started, a fresh accuracy at each rung.
     halving, draws = Halving((1, 2), keep=0.33, min_trials=4, screen_keep=screen_keep), 3000
     rng = random.Random(0)
     totals = [0, 0]
     for _ in range(draws):
-        alive = list(range(12))
+        alive = list(range(18))
         for rung in range(2):
             measured, going = [], []
             for i in alive:
                 me = (-rng.random(),)
-                share = halving.keep_at(rung)
-                if i < 2 or len(measured) + 1 < halving.min_trials or promoted(me, measured, share):
+                searched = sum(j >= 2 for j in alive[:len(measured)]) + 1  # measured here, me included
+                gone_on = sum(j >= 2 for j in going)
+                if i < 2 or goes_on(me, measured, halving.keep_at(rung), min_trials=halving.min_trials,
+                                    searched=searched, gone_on=gone_on):
                     going.append(i)
                 measured.append(me)
             alive = going
             totals[rung] += len(alive)
     played = [t / draws for t in totals]
-    assert expected_reach(halving, 10, 2)[1:] == pytest.approx(played, abs=0.1)
+    assert expected_reach(halving, 16, 2)[1:] == pytest.approx(played, abs=0.1)
+    assert max(most_reaching(halving, 16, 2)[1:]) <= 16
 
 
 def _net() -> torch.nn.Module:
@@ -262,12 +334,16 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
     for t in pruned:
         assert t.user_attrs["pruned_at"] in (128, 320) and t.user_attrs["train_s"] > 0  # the rungs below the top
         assert t.user_attrs["val_acc"] == t.user_attrs[TrialAttr.RUNG_VAL_ACC][f"{t.user_attrs['pruned_at']:g}"]
-        # It really was behind the quota at that rung, recomputed from the stored rungs.
+        # It really was behind the quota at that rung, or found its places taken, recomputed from
+        # the stored rungs (one worker: the trials before it were decided before it).
         key = f"{t.user_attrs['pruned_at']:g}"
         before = [o for o in admitted if o.number < t.number and key in o.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})]
         me = (-t.user_attrs["val_acc"], t.user_attrs["macs"])
         others = [(-o.user_attrs[TrialAttr.RUNG_VAL_ACC][key], o.user_attrs["macs"]) for o in before]
-        assert len(others) + 1 >= 2 and not promoted(me, others, 0.3)
+        searched = [o for o in before if not o.user_attrs.get(TrialAttr.REFERENCE)]
+        gone_on = sum(o.user_attrs.get("pruned_at") != t.user_attrs["pruned_at"] for o in searched)
+        assert len(others) + 1 >= 2
+        assert not goes_on(me, others, 0.3, min_trials=2, searched=len(searched) + 1, gone_on=gone_on)
     front_numbers = {c.trial for c in result.front}
     assert front_numbers and front_numbers <= {t.number for t in admitted if t.state == TrialState.COMPLETE}
 

@@ -10,6 +10,12 @@ the best `keep` share of them (whole fronts first; NSGA-II's crowding distance s
 the cut falls in, so the most accurate and the cheapest go first). The first rung, the screening
 rung, may keep a share of its own (`screen_keep`): it ranks worst, so a search may cut harder
 there and keep more of the better-ranked rungs above it (docs/proxy-quality.md weighs the trade).
+As in ASHA (Li et al. 2020), the share is also a cap: of the k searched trials measured at a rung,
+at most ceil(keep * k) have gone on. Without it a sampler whose later trials beat its first ones
+promotes nearly every late arrival (each is among the best when it arrives), and the trials
+reaching the top, so the search's time, grow with how well the sampler learns; with it, a later
+better trial takes a place as the rung's arrivals open one. The papers' networks, which always go
+on, are left out of the count.
 MACs are known before training, and so is latency (timed before training), so only accuracy is
 uncertain at a rung.
 The rule reads every trial of the study from its storage, so workers sharing one storage share
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.trial import TrialState
 
 from ..attrs import TrialAttr
 from ..dominance import crowding_distances, nondominated_fronts
@@ -31,7 +38,7 @@ from ..dominance import crowding_distances, nondominated_fronts
 if TYPE_CHECKING:
     from .config import HalvingConfig
 
-__all__ = ["Halving", "expected_reach", "promoted", "record_and_decide"]
+__all__ = ["Halving", "expected_reach", "goes_on", "most_reaching", "promoted", "record_and_decide"]
 
 @dataclass(frozen=True)
 class Halving:
@@ -85,27 +92,53 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
 
     It assumes the arrivals exchangeable (no trial likelier than another to be good): the k-th
     arrival at a rung, among the first k measured, is then in the best `ceil(keep * k)` with
-    probability ceil(keep * k) / k whatever the objectives, and the first `min_trials - 1` go on
-    regardless. The arrivals' decisions are taken as independent, which they are on accuracy alone
-    (relative ranks of exchangeable draws); with a cost, the first rung's expectation is still
-    exact. A sampler whose later trials are better than its first ones promotes more."""
-    def go_on(k: int, keep: float) -> float:  # the chance that the k-th arrival (1-based) goes on
-        if k <= references or k < halving.min_trials:
-            return 1.0
-        return math.ceil(keep * k) / k
-
+    probability ceil(keep * k) / k whatever the objectives, independently of the arrivals before
+    it (relative ranks of exchangeable draws; with a cost, exact at the first rung), and the first
+    `min_trials - 1` go on regardless. The cap then holds back an arrival that finds the rung's
+    places taken. A sampler whose later trials are better than its first ones fills the places
+    more often, up to `most_reaching`."""
     arriving = {references + searched: 1.0}  # distribution of the number arriving at the rung
     reach = [float(references + searched)]
     for rung in range(len(halving.rungs)):
+        keep = halving.keep_at(rung)
         going = [arriving.get(0, 0.0)]
-        counts = [1.0]  # Poisson-binomial: the chance of each count of the first k arrivals going on
+        counts = [1.0]  # the chance of each count of the first k arrivals having gone on
         for k in range(1, max(arriving) + 1):
-            p = go_on(k, halving.keep_at(rung))
-            counts = [a * (1 - p) + b * p for a, b in zip([*counts, 0.0], [0.0, *counts], strict=True)]
+            free = k <= references or k < halving.min_trials
+            p = 1.0 if free else math.ceil(keep * k) / k
+            places = references + math.ceil(keep * (k - references))  # the cap, the references included
+            stepped = [0.0] * (len(counts) + 1)
+            for gone, chance in enumerate(counts):
+                p_here = p if free or gone < places else 0.0
+                stepped[gone] += chance * (1 - p_here)
+                stepped[gone + 1] += chance * p_here
+            counts = stepped
             going = [g + arriving.get(k, 0.0) * c for g, c in zip([*going, 0.0], counts, strict=True)]
         arriving = {m: p for m, p in enumerate(going) if p > 0}
         reach.append(sum(m * p for m, p in arriving.items()))
     return reach
+
+
+def most_reaching(halving: Halving, searched: int, references: int = 0) -> list[int]:
+    """The most trials that can reach each rung, whatever the sampler: of the s searched trials at
+    a rung, ceil(keep * s) go on, or the `min_trials - 1` that go on regardless where more; the
+    references always."""
+    reach, alive = [references + searched], searched
+    for rung in range(len(halving.rungs)):
+        alive = min(alive, max(halving.min_trials - 1, math.ceil(halving.keep_at(rung) * alive)))
+        reach.append(references + alive)
+    return reach
+
+
+def goes_on(me: Sequence[float], others: Sequence[Sequence[float]], keep: float, *, min_trials: int,
+            searched: int, gone_on: int) -> bool:
+    """The rule at one rung: `me` goes on while the rung has seen fewer than `min_trials` trials
+    (`others` and `me`), then if it is `promoted` among them and the cap leaves a place: of the
+    `searched` trials the sampler proposed that were measured there (`me` included), fewer than
+    ceil(keep * searched) have gone on (`gone_on`)."""
+    if len(others) + 1 < min_trials:
+        return True
+    return promoted(me, others, keep) and gone_on < math.ceil(keep * searched)
 
 
 def _point(acc: float, cost: float | None) -> tuple[float, ...]:
@@ -135,6 +168,25 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
         if t.number != trial.number and key in t.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})
         and (not cost or t.user_attrs.get(cost) is not None)
     ]
-    if len(others) + 1 < halving.min_trials:
-        return True
-    return promoted(_point(val_acc, mine), others, halving.keep_at(index))
+    searched, gone_on = _searched_at(study, trial, rung)
+    return goes_on(_point(val_acc, mine), others, halving.keep_at(index), min_trials=halving.min_trials,
+                   searched=searched, gone_on=gone_on)
+
+
+_COUNTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _searched_at(study: optuna.Study, trial: optuna.Trial, rung: float) -> tuple[int, int]:
+    """How many searched trials were measured at `rung`, `trial` included, and how many of the
+    others have gone on from it: the references, which always go on, and failed trials (their
+    places are trained again) left out. A trial still running there counts as gone on."""
+    key, measured, gone_on = f"{rung:g}", 1, 0
+    for t in study.get_trials(deepcopy=False, states=_COUNTED):
+        attrs = t.user_attrs
+        if (t.number == trial.number or key not in attrs.get(TrialAttr.RUNG_VAL_ACC, {})
+                or attrs.get(TrialAttr.REFERENCE)):
+            continue
+        measured += 1
+        stopped_at = attrs.get(TrialAttr.PRUNED_AT)
+        gone_on += stopped_at is None or float(stopped_at) != float(rung)
+    return measured, gone_on

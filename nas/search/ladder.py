@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..training import RunSettings
-from .halving import Halving, expected_reach
+from .halving import Halving, expected_reach, most_reaching
 
 __all__ = ["Ladder", "ladder_for"]
 
@@ -55,21 +55,26 @@ class Ladder:
         """What the ladder will cost, for the log before the search starts; `halving`: the rule
         that stops trials at the rungs below the top (None: every trial reaches the top)."""
         rungs = " / ".join(f"{i:,}" for i in self.images)
+        previous = [0, *self.images[:-1]]
+
+        def images(reach: list[float]) -> float:
+            return sum(r * (i - p) for r, i, p in zip(reach, self.images, previous, strict=True))
+
         if halving is None:
             reach = [float(n_trials)] * len(self.steps)
+            plan = f"all {n_trials} reach each rung; {images(reach):,.0f} training images in all"
         else:
             reach = expected_reach(halving, n_trials - references, references)
-        counts = ", ".join(f"{r:.0f}" for r in reach)
-        previous = [0, *self.images[:-1]]
-        images = sum(r * (i - p) for r, i, p in zip(reach, self.images, previous, strict=True))
+            most = [float(m) for m in most_reaching(halving, n_trials - references, references)]
+            plan = (f"about {', '.join(f'{r:.0f}' for r in reach)} reach each rung, at most "
+                    f"{', '.join(f'{m:.0f}' for m in most)} (a sampler that learns comes near that); "
+                    f"about {images(reach):,.0f} training images in all, at most {images(most):,.0f}")
         schedule = "one schedule over the top rung"
         if self.restart:
             schedule = "the schedule restarts at each rung" + ("" if self.rewarm else ", at its peak after the first")
         refs = f", {references} of them the papers' networks, which always reach the top" if references else ""
         return (f"ladder: rungs at {rungs} training images seen (eta {self.eta}; {schedule}); "
-                f"{n_trials} architectures{refs}; about {counts} reach each rung"
-                f"{'' if halving is None else ' (more where later trials do better than the first ones)'}; "
-                f"about {images:,.0f} training images in all")
+                f"{n_trials} architectures{refs}; {plan}")
 
 
 def ladder_for(settings: RunSettings, n_train: int, eta: int, screen_images: int | None, restart: bool,
