@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from ..attrs import TrialAttr
 from ..dominance import crowding_distances, nondominated_fronts
@@ -121,8 +121,8 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
 
 def most_reaching(halving: Halving, searched: int, references: int = 0) -> list[int]:
     """The most trials that can reach each rung, whatever the sampler: of the s searched trials at
-    a rung, ceil(keep * s) go on, or the `min_trials - 1` that go on regardless where more; the
-    references always."""
+    a rung, at most ceil(keep * s) go on, or the `min_trials - 1` that go on regardless where more;
+    the references always."""
     reach, alive = [references + searched], searched
     for rung in range(len(halving.rungs)):
         alive = min(alive, max(halving.min_trials - 1, math.ceil(halving.keep_at(rung) * alive)))
@@ -162,13 +162,14 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
     mine = attrs.get(cost) if cost else None
     if cost and mine is None:
         raise ValueError(f"trial {trial.number} has no {cost!r} to compete on")
+    trials = study.get_trials(deepcopy=False)
     others = [
         _point(t.user_attrs[TrialAttr.RUNG_VAL_ACC][key], t.user_attrs.get(cost) if cost else None)
-        for t in study.get_trials(deepcopy=False)
+        for t in trials
         if t.number != trial.number and key in t.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})
         and (not cost or t.user_attrs.get(cost) is not None)
     ]
-    searched, gone_on = _searched_at(study, trial, rung)
+    searched, gone_on = _searched_at(trials, trial.number, rung)
     return goes_on(_point(val_acc, mine), others, halving.keep_at(index), min_trials=halving.min_trials,
                    searched=searched, gone_on=gone_on)
 
@@ -176,14 +177,14 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
 _COUNTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _searched_at(study: optuna.Study, trial: optuna.Trial, rung: float) -> tuple[int, int]:
-    """How many searched trials were measured at `rung`, `trial` included, and how many of the
-    others have gone on from it: the references, which always go on, and failed trials (their
+def _searched_at(trials: Sequence[FrozenTrial], number: int, rung: float) -> tuple[int, int]:
+    """How many searched trials were measured at `rung`, trial `number` included, and how many of
+    the others have gone on from it: the references, which always go on, and failed trials (their
     places are trained again) left out. A trial still running there counts as gone on."""
     key, measured, gone_on = f"{rung:g}", 1, 0
-    for t in study.get_trials(deepcopy=False, states=_COUNTED):
+    for t in trials:
         attrs = t.user_attrs
-        if (t.number == trial.number or key not in attrs.get(TrialAttr.RUNG_VAL_ACC, {})
+        if (t.number == number or t.state not in _COUNTED or key not in attrs.get(TrialAttr.RUNG_VAL_ACC, {})
                 or attrs.get(TrialAttr.REFERENCE)):
             continue
         measured += 1
