@@ -13,10 +13,10 @@ scoring left out: a few seconds less than the table's times, which include it).
 The replay then plays the README search many times over for each rule: the two references first,
 then `--searched` of the architectures, on two workers, each trial reaching its rungs at its
 measured times; at each rung below the top the search's own rule decides
-(`nas.search.halving.goes_on`: `min_trials`, the fronts and the cap counted as the search counts
-them, the references always going on). The architectures come in two orders: a random one (what
+(`nas.search.halving.goes_on`: `min_trials`, the fronts and, where on, the cap counted as the
+search counts them, the references always going on). The architectures come in two orders: a random one (what
 a random sampler proposes) and an improving one, a stand-in for a sampler that learns (sorted by
-their top-rung accuracy plus Gaussian noise of the pool's own spread, so that later ones are
+their top-rung accuracy plus Gaussian noise of half the pool's own spread, so that later ones are
 better on average, as TPE's are). Each rule is a share at the screening rung and a share
 at the rungs above it (`search.halving.screen_keep`, `search.halving.keep`). Per rule: how many
 searched networks reach the top, the chance that the front of the top rung (references included)
@@ -25,7 +25,7 @@ a search's own set-up and scoring are left out), and the hypervolume of that fro
 accuracy at the top against MACs / budget, `nas.results.hypervolume`).
 
 What it cannot show: how a real sampler's later networks differ from its first ones (the improving
-order only imitates it; before the cap, real README searches took 5 to 7 searched networks to the
+order only imitates it; without the cap, real README searches took 5 to 7 searched networks to the
 top where the random order said 2.6: docs/search-fashion-mnist.md); the table's top rung is
 scored on 1,000 validation images, the search's on all of them.
 """
@@ -54,8 +54,8 @@ from nas.search.halving import goes_on, most_reaching, Halving
 COLUMN = {"cpu": "ladder_restart_eta3_noaug_40k"}  # the ladder measured, per size
 BUDGET_MFLOPS = 5.0
 RULES = [(screen, keep) for screen in (0.25, 0.33, 0.4, 0.5) for keep in (0.5, 0.6, 0.67)]
-DEFAULT = (0.4, 0.6)  # the search's default (search.halving.screen_keep, keep)
-BEFORE = (0.2, 0.2)  # the default before the cap, a fifth at every rung
+DEFAULT = (0.2, 0.2)  # the search's default (a fifth at every rung), which has no cap
+CAPPED = (0.4, 0.6)  # the shares tried with search.halving.cap=true
 ORDERS = ("random", "improving")
 NOISE = 0.5  # of the pool's spread, in the improving order
 
@@ -116,7 +116,7 @@ def arrivals(rng: random.Random, pool: Sequence[Network], searched: int, order: 
 def play(trials: Sequence[Network], screen_keep: float, keep: float, min_trials: int = 4,
          workers: int = 2, cap: bool = True) -> dict[str, float]:
     """One search: its trials in order (references first), rungs decided as they arrive (`cap`:
-    False plays the rule before the cap, which no count of places held back)."""
+    `search.halving.cap`, ASHA's bound on each rung's promotions; off by default)."""
     top = len(trials[0].acc) - 1
     measured: list[list[Network]] = [[] for _ in range(top + 1)]
     events: list[tuple[float, int, int]] = []  # (time, trial, rung)
@@ -140,8 +140,9 @@ def play(trials: Sequence[Network], screen_keep: float, keep: float, min_trials:
         searched = [o for o in others if not o.reference]
         go_on = rung < top and (me.reference or goes_on(
             (-me.acc[rung], me.mmacs), [(-o.acc[rung], o.mmacs) for o in others],
-            screen_keep if rung == 0 else keep, min_trials=min_trials, searched=len(searched) + 1,
-            gone_on=sum(o in measured[rung + 1] or o in climbing for o in searched) if cap else 0))
+            screen_keep if rung == 0 else keep, min_trials=min_trials,
+            searched=len(searched) + 1 if cap else None,
+            gone_on=sum(o in measured[rung + 1] or o in climbing for o in searched)))
         others.append(me)
         if go_on:
             climbing.add(me)
@@ -171,13 +172,13 @@ def report(refs: Sequence[Network], pool: Sequence[Network], rungs: Sequence[int
              "|---|---|---|---|---|---|---|"]
     for order in ORDERS:
         searches = [[*refs, *arrivals(random.Random(seed), pool, searched, order)] for seed in range(draws)]
-        for screen, keep, cap in [(*BEFORE, False)] + [(screen, keep, True) for screen, keep in RULES]:
+        for screen, keep, cap in [(*DEFAULT, False)] + [(screen, keep, True) for screen, keep in RULES]:
             runs = [play(trials, screen, keep, cap=cap) for trials in searches]
             makespans = sorted(r["makespan"] for r in runs)
-            most = most_reaching(Halving(tuple(rungs[:-1]), keep, 4, screen), searched)[-1] if cap else searched
+            most = most_reaching(Halving(tuple(rungs[:-1]), keep, 4, screen, cap), searched)[-1]
             at_top = statistics.mean(r["searched_top"] for r in runs)
             three = sum(r["front"] >= 3 for r in runs) / draws
-            mark = " (default)" if (screen, keep) == DEFAULT else "" if cap else " (no cap: before)"
+            mark = " (default, no cap)" if not cap else " (tried)" if (screen, keep) == CAPPED else ""
             lines.append(f"| {order} | {screen:g}{mark} | {keep:g} | {at_top:.2f} ({most}) | {three:.0%} | "
                          f"{statistics.mean(makespans):.0f} ({makespans[int(0.9 * draws)]:.0f}) | "
                          f"{statistics.mean(r['hv'] for r in runs):.3f} |")

@@ -85,7 +85,8 @@ def test_on_the_latency_axis_the_rungs_weigh_measured_milliseconds_not_macs() ->
     study = optuna.create_study(directions=["maximize", "minimize"])
     for acc, macs, ms in [(0.9, 1e6, 0.9), (0.8, 0.5e6, 0.8), (0.7, 0.8e6, 0.5)]:  # stopped there
         study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={
-            "macs": macs, TrialAttr.LATENCY_MS: ms, TrialAttr.RUNG_VAL_ACC: {"0.5": acc}, TrialAttr.PRUNED_AT: 0.5}))
+            "macs": macs, TrialAttr.LATENCY_MS: ms, TrialAttr.RUNG_VAL_ACC: {"0.5": acc},
+            TrialAttr.PRUNED_AT: 0.5}))
     trial = study.ask()
     trial.set_user_attr("macs", 2e6)
     trial.set_user_attr(TrialAttr.LATENCY_MS, 0.2)
@@ -110,7 +111,7 @@ def test_the_ladder_estimate_counts_min_trials_the_cap_and_the_references() -> N
     # the 3rd and 4th arrivals (ceil(3/2) = ceil(4/2) = 2). The 5th is in the best 3 of 5 with
     # probability 3/5 and finds a third place; the 6th (best 3 of 6: 1/2) finds one only if the
     # 5th did not: 2 + 3/5 + (2/5)(1/2) = 2.8.
-    one_rung = Halving((1,), keep=0.5, min_trials=3)
+    one_rung = Halving((1,), keep=0.5, min_trials=3, cap=True)
     assert expected_reach(one_rung, 6) == pytest.approx([6, 2 + 3 / 5 + 2 / 5 * 1 / 2])
     # Three references of the six always go on and take no place: the 4th arrival (first searched)
     # goes on with 2/4, the 5th with 3/5 unless the 4th took the one place of two searched, the 6th
@@ -120,7 +121,7 @@ def test_the_ladder_estimate_counts_min_trials_the_cap_and_the_references() -> N
     assert expected_reach(Halving((1, 2), keep=0.33, min_trials=4), 3) == [3, 3, 3]
     settings = RunSettings(epochs=1, batch_size=32, max_train_images=20000)
     ladder = ladder_for(settings, 54000, eta=3, screen_images=None, restart=True)
-    halving = Halving(ladder.images[:-1], keep=0.33, min_trials=4)
+    halving = Halving(ladder.images[:-1], keep=0.33, min_trials=4, cap=True)
     line = ladder.describe(20, halving, references=2)
     reach = expected_reach(halving, 18, 2)
     # At most: ceil(0.33 * 18) = 6 searched past the screening rung, then max(3, ceil(0.33 * 6)) = 3.
@@ -129,16 +130,22 @@ def test_the_ladder_estimate_counts_min_trials_the_cap_and_the_references() -> N
     most = 20 * 2240 + 8 * (6688 - 2240) + 5 * (20000 - 6688)
     assert f"about {images:,.0f} training images in all, at most {most:,.0f}" in line
     assert "all 20 reach each rung; 400,000 training images in all" in ladder.describe(20, None, references=2)
+    # Without the cap (the default) the plan has no bound to print, and more climb than without it.
+    uncapped = Halving(ladder.images[:-1], keep=0.33, min_trials=4)
+    assert "at most" not in ladder.describe(20, uncapped, references=2)
+    assert most_reaching(uncapped, 18, 2) == [20, 20, 20]
+    assert expected_reach(uncapped, 18, 2)[2] > reach[2]
 
 
 def test_the_most_reaching_each_rung_worked_by_hand() -> None:
     # 18 searched: ceil(0.25 * 18) = 5 past the screening rung, then ceil(0.5 * 5) = 3, which the
     # min_trials - 1 = 3 that go on regardless equal; the 2 references on top.
-    assert most_reaching(Halving((1, 2), keep=0.5, min_trials=4, screen_keep=0.25), 18, 2) == [20, 7, 5]
+    capped = Halving((1, 2), keep=0.5, min_trials=4, screen_keep=0.25, cap=True)
+    assert most_reaching(capped, 18, 2) == [20, 7, 5]
     # min_trials decides where the shares would keep fewer: max(3, ceil(0.1 * 10)) at each rung.
-    assert most_reaching(Halving((1, 2), keep=0.1, min_trials=4), 10) == [10, 3, 3]
+    assert most_reaching(Halving((1, 2), keep=0.1, min_trials=4, cap=True), 10) == [10, 3, 3]
     # Never more than arrive.
-    assert most_reaching(Halving((1,), keep=0.5, min_trials=6), 2, 1) == [3, 3]
+    assert most_reaching(Halving((1,), keep=0.5, min_trials=6, cap=True), 2, 1) == [3, 3]
 
 
 def _climb_one_rung(study: optuna.Study, acc: float, halving: Halving, **attrs) -> bool:
@@ -158,9 +165,13 @@ def test_the_share_caps_how_many_go_on_when_later_trials_are_better() -> None:
     # rule without its cap would let all six on. keep 0.5, no trial going on regardless: the k-th
     # goes on only while fewer than ceil(k/2) have: places 1, 1, 2, 2, 3, 3.
     study = optuna.create_study(directions=["maximize", "minimize"])
-    halving = Halving((0.5,), keep=0.5, min_trials=1)
+    halving = Halving((0.5,), keep=0.5, min_trials=1, cap=True)
     decisions = [_climb_one_rung(study, acc, halving) for acc in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9)]
     assert decisions == [True, False, True, False, True, False]
+    # Without the cap (the default), all six go on.
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    uncapped = Halving((0.5,), keep=0.5, min_trials=1)
+    assert all(_climb_one_rung(study, acc, uncapped) for acc in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9))
     assert all(promoted((-acc, 1e6), [(-a, 1e6) for a in (0.5, 0.6, 0.7, 0.8, 0.85)][:k], 0.5)
                for k, acc in enumerate((0.5, 0.6, 0.7, 0.8, 0.85, 0.9)))
     # The pure rule agrees: the 6th, promoted, with 3 of 6 places taken, and with 2.
@@ -169,7 +180,7 @@ def test_the_share_caps_how_many_go_on_when_later_trials_are_better() -> None:
 
 
 def test_references_and_failed_trials_take_no_place_but_running_ones_do() -> None:
-    halving = Halving((0.5,), keep=0.5, min_trials=1)
+    halving = Halving((0.5,), keep=0.5, min_trials=1, cap=True)
 
     def study_with(*others: tuple[TrialState, dict]) -> optuna.Study:
         study = optuna.create_study(directions=["maximize", "minimize"])
@@ -199,18 +210,17 @@ def test_the_screening_rung_keeps_its_own_share() -> None:
     halving = Halving((100, 300), keep=0.5, min_trials=4, screen_keep=0.2)
     assert Halving.of(HalvingConfig(keep=0.5, screen_keep=0.2), (100, 300), pruner=None) == halving
     # Equal MACs, so accuracy decides: the new trial at 0.75 is third of 6. At the screening rung
-    # (100 images) the quota is ceil(0.2 * 6) = 2: stopped (and the five that went on from there
-    # fill the cap's 2 places); at the rung above, ceil(0.5 * 6) = 3, with no place taken: on.
+    # (100 images) the quota is ceil(0.2 * 6) = 2: stopped; at the rung above, ceil(0.5 * 6) = 3: on.
     trial = study.ask()
     trial.set_user_attr("macs", 1e6)
     assert not record_and_decide(study, trial, 100, 0.75, halving, cost="macs")
     other = study.ask()
     other.set_user_attr("macs", 1e6)
     assert record_and_decide(study, other, 300, 0.75, halving, cost="macs")
-    # The estimate uses each rung's share: 8 trials, min_trials 3 (2 go on regardless and fill the
-    # screening rung's places up to the 8th arrival's, ceil(0.25 * 8) = 2); above it, at keep 1.0,
-    # both go on.
-    two_shares = Halving((1, 2), keep=1.0, min_trials=3, screen_keep=0.25)
+    # The estimate uses each rung's share, with the cap: 8 trials, min_trials 3 (2 go on
+    # regardless and fill the screening rung's places up to the 8th arrival's, ceil(0.25 * 8) = 2);
+    # above it, at keep 1.0, both go on.
+    two_shares = Halving((1, 2), keep=1.0, min_trials=3, screen_keep=0.25, cap=True)
     assert expected_reach(two_shares, 8) == pytest.approx([8, 2, 2])
     # With 9 arrivals a third place opens for the 9th, in the best ceil(0.25 * 9) = 3 of 9: 1/3.
     assert expected_reach(two_shares, 9) == pytest.approx([9, 2 + 1 / 3, 2 + 1 / 3])
@@ -223,7 +233,7 @@ def test_the_screening_rung_keeps_its_own_share() -> None:
 def test_the_ladder_estimate_agrees_with_the_rule_played_out(screen_keep: float | None) -> None:
     # Play the promotion rule itself on random searches: 2 references first, then 16 searched
     # trials, arriving at each rung in the order they started, a fresh accuracy at each rung.
-    halving, draws = Halving((1, 2), keep=0.33, min_trials=4, screen_keep=screen_keep), 3000
+    halving, draws = Halving((1, 2), keep=0.33, min_trials=4, screen_keep=screen_keep, cap=True), 3000
     rng = random.Random(0)
     totals = [0, 0]
     for _ in range(draws):
@@ -323,9 +333,11 @@ def test_the_ladder_divides_the_top_rung_by_eta() -> None:
     assert info.value.field == "proxy.screen_images" and "above the top rung (60000" in str(info.value)
 
 
-def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_ones(make_cfg) -> None:
+@pytest.mark.parametrize("cap", [False, True])
+def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_ones(
+        make_cfg, cap: bool) -> None:
     cfg = make_cfg("search.n_trials=8", "search.halving.enabled=true", "search.halving.min_trials=2",
-                   "search.halving.keep=0.3", "sampler=random")
+                   "search.halving.keep=0.3", "sampler=random", f"search.halving.cap={cap}")
     result = run_search(cfg, progress=False)
     study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
     admitted = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]
@@ -334,7 +346,7 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
     for t in pruned:
         assert t.user_attrs["pruned_at"] in (128, 320) and t.user_attrs["train_s"] > 0  # the rungs below the top
         assert t.user_attrs["val_acc"] == t.user_attrs[TrialAttr.RUNG_VAL_ACC][f"{t.user_attrs['pruned_at']:g}"]
-        # It really was behind the quota at that rung, or found its places taken, recomputed from
+        # It really was behind the quota at that rung, or (cap) found its places taken, recomputed from
         # the stored rungs (one worker: the trials before it were decided before it).
         key = f"{t.user_attrs['pruned_at']:g}"
         before = [o for o in admitted if o.number < t.number and key in o.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})]
@@ -343,7 +355,8 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
         searched = [o for o in before if not o.user_attrs.get(TrialAttr.REFERENCE)]
         gone_on = sum(o.user_attrs.get("pruned_at") != t.user_attrs["pruned_at"] for o in searched)
         assert len(others) + 1 >= 2
-        assert not goes_on(me, others, 0.3, min_trials=2, searched=len(searched) + 1, gone_on=gone_on)
+        assert not goes_on(me, others, 0.3, min_trials=2, searched=len(searched) + 1 if cap else None,
+                           gone_on=gone_on)
     front_numbers = {c.trial for c in result.front}
     assert front_numbers and front_numbers <= {t.number for t in admitted if t.state == TrialState.COMPLETE}
 

@@ -10,12 +10,13 @@ the best `keep` share of them (whole fronts first; NSGA-II's crowding distance s
 the cut falls in, so the most accurate and the cheapest go first). The first rung, the screening
 rung, may keep a share of its own (`screen_keep`): it ranks worst, so a search may cut harder
 there and keep more of the better-ranked rungs above it (docs/proxy-quality.md weighs the trade).
-As in ASHA (Li et al. 2020), the share is also a cap: of the k searched trials measured at a rung,
-at most ceil(keep * k) have gone on. Without it a sampler whose later trials beat its first ones
-promotes nearly every late arrival (each is among the best when it arrives), and the trials
-reaching the top, so the search's time, grow with how well the sampler learns; with it, a later
-better trial takes a place as the rung's arrivals open one. The papers' networks, which always go
-on, are left out of the count.
+With `cap`, as in ASHA (Li et al. 2020), the share is also a bound: of the k searched trials
+measured at a rung, at most ceil(keep * k) have gone on. Without it a sampler whose later trials
+beat its first ones promotes nearly every late arrival (each is among the best when it arrives),
+and the trials reaching the top, so the search's time, grow with how well the sampler learns; with
+it, a later better trial takes a place as the rung's arrivals open one, but one arriving just after
+the places were taken stops (docs/search-fashion-mnist.md weighs the trade). The papers' networks,
+which always go on, are left out of the count.
 MACs are known before training, and so is latency (timed before training), so only accuracy is
 uncertain at a rung.
 The rule reads every trial of the study from its storage, so workers sharing one storage share
@@ -48,6 +49,7 @@ class Halving:
     keep: float = 0.5  # share of the trials at a rung that continue (fronts best first)
     min_trials: int = 4  # trials a rung must have seen (this one included) before it stops any
     screen_keep: float | None = None  # the share at the first rung (None: keep)
+    cap: bool = False  # also bound how many of a rung's searched trials go on (ASHA's places)
 
     @classmethod
     def of(cls, config: HalvingConfig, rungs: tuple[float, ...], pruner: Any) -> Halving | None:
@@ -55,7 +57,7 @@ class Halving:
         the search stops no trial at them."""
         if not config.active(pruner):
             return None
-        return cls(rungs, config.keep, config.min_trials, config.screen_keep)
+        return cls(rungs, config.keep, config.min_trials, config.screen_keep, config.cap)
 
     def share_name(self, rung: int) -> str:
         """The field that sets the share going on at `rungs[rung]`: screen_keep or keep."""
@@ -94,8 +96,8 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
     arrival at a rung, among the first k measured, is then in the best `ceil(keep * k)` with
     probability ceil(keep * k) / k whatever the objectives, independently of the arrivals before
     it (relative ranks of exchangeable draws; with a cost, exact at the first rung), and the first
-    `min_trials - 1` go on regardless. The cap then holds back an arrival that finds the rung's
-    places taken. A sampler whose later trials are better than its first ones fills the places
+    `min_trials - 1` go on regardless. The cap, where on, then holds back an arrival that finds
+    the rung's places taken. A sampler whose later trials are better than its first ones fills the places
     more often, up to `most_reaching`."""
     arriving = {references + searched: 1.0}  # distribution of the number arriving at the rung
     reach = [float(references + searched)]
@@ -109,7 +111,7 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
             places = references + math.ceil(keep * (k - references))  # the cap, the references included
             stepped = [0.0] * (len(counts) + 1)
             for gone, chance in enumerate(counts):
-                p_here = p if free or gone < places else 0.0
+                p_here = p if free or not halving.cap or gone < places else 0.0
                 stepped[gone] += chance * (1 - p_here)
                 stepped[gone + 1] += chance * p_here
             counts = stepped
@@ -120,25 +122,25 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
 
 
 def most_reaching(halving: Halving, searched: int, references: int = 0) -> list[int]:
-    """The most trials that can reach each rung, whatever the sampler: of the s searched trials at
-    a rung, at most ceil(keep * s) go on, or the `min_trials - 1` that go on regardless where more;
-    the references always."""
+    """The most trials that can reach each rung, whatever the sampler: with the cap, of the s
+    searched trials at a rung at most ceil(keep * s) go on, or the `min_trials - 1` that go on
+    regardless where more; the references always. Without it, all of them."""
     reach, alive = [references + searched], searched
-    for rung in range(len(halving.rungs)):
+    for rung in range(len(halving.rungs) if halving.cap else 0):
         alive = min(alive, max(halving.min_trials - 1, math.ceil(halving.keep_at(rung) * alive)))
         reach.append(references + alive)
-    return reach
+    return reach + [references + searched] * (0 if halving.cap else len(halving.rungs))
 
 
 def goes_on(me: Sequence[float], others: Sequence[Sequence[float]], keep: float, *, min_trials: int,
-            searched: int, gone_on: int) -> bool:
+            searched: int | None = None, gone_on: int = 0) -> bool:
     """The rule at one rung: `me` goes on while the rung has seen fewer than `min_trials` trials
-    (`others` and `me`), then if it is `promoted` among them and the cap leaves a place: of the
-    `searched` trials the sampler proposed that were measured there (`me` included), fewer than
-    ceil(keep * searched) have gone on (`gone_on`)."""
+    (`others` and `me`), then if it is `promoted` among them and, with the cap (`searched` given),
+    the cap leaves a place: of the `searched` trials the sampler proposed that were measured there
+    (`me` included), fewer than ceil(keep * searched) have gone on (`gone_on`)."""
     if len(others) + 1 < min_trials:
         return True
-    return promoted(me, others, keep) and gone_on < math.ceil(keep * searched)
+    return promoted(me, others, keep) and (searched is None or gone_on < math.ceil(keep * searched))
 
 
 def _point(acc: float, cost: float | None) -> tuple[float, ...]:
@@ -169,7 +171,7 @@ def record_and_decide(study: optuna.Study, trial: optuna.Trial, rung: float, val
         if t.number != trial.number and key in t.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})
         and (not cost or t.user_attrs.get(cost) is not None)
     ]
-    searched, gone_on = _searched_at(trials, trial.number, rung)
+    searched, gone_on = _searched_at(trials, trial.number, rung) if halving.cap else (None, 0)
     return goes_on(_point(val_acc, mine), others, halving.keep_at(index), min_trials=halving.min_trials,
                    searched=searched, gone_on=gone_on)
 

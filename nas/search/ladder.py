@@ -63,12 +63,16 @@ class Ladder:
         if halving is None:
             reach = [float(n_trials)] * len(self.steps)
             plan = f"all {n_trials} reach each rung; {images(reach):,.0f} training images in all"
-        else:
+        elif halving.cap:
             reach = expected_reach(halving, n_trials - references, references)
             most = [float(m) for m in most_reaching(halving, n_trials - references, references)]
             plan = (f"about {', '.join(f'{r:.0f}' for r in reach)} reach each rung, at most "
                     f"{', '.join(f'{m:.0f}' for m in most)} (a sampler that learns comes near that); "
                     f"about {images(reach):,.0f} training images in all, at most {images(most):,.0f}")
+        else:
+            reach = expected_reach(halving, n_trials - references, references)
+            plan = (f"about {', '.join(f'{r:.0f}' for r in reach)} reach each rung (more where later trials "
+                    f"do better than the first ones); about {images(reach):,.0f} training images in all")
         schedule = "one schedule over the top rung"
         if self.restart:
             schedule = "the schedule restarts at each rung" + ("" if self.rewarm else ", at its peak after the first")
