@@ -97,8 +97,8 @@ def expected_reach(halving: Halving, searched: int, references: int = 0) -> list
     probability ceil(keep * k) / k whatever the objectives, independently of the arrivals before
     it (relative ranks of exchangeable draws; with a cost, exact at the first rung), and the first
     `min_trials - 1` go on regardless. The cap, where on, then holds back an arrival that finds
-    the rung's places taken. A sampler whose later trials are better than its first ones fills the places
-    more often, up to `most_reaching`."""
+    the rung's places taken. A sampler whose later trials are better than its first ones promotes
+    more, up to `most_reaching`."""
     arriving = {references + searched: 1.0}  # distribution of the number arriving at the rung
     reach = [float(references + searched)]
     for rung in range(len(halving.rungs)):
@@ -125,11 +125,13 @@ def most_reaching(halving: Halving, searched: int, references: int = 0) -> list[
     """The most trials that can reach each rung, whatever the sampler: with the cap, of the s
     searched trials at a rung at most ceil(keep * s) go on, or the `min_trials - 1` that go on
     regardless where more; the references always. Without it, all of them."""
+    if not halving.cap:
+        return [references + searched] * (len(halving.rungs) + 1)
     reach, alive = [references + searched], searched
-    for rung in range(len(halving.rungs) if halving.cap else 0):
+    for rung in range(len(halving.rungs)):
         alive = min(alive, max(halving.min_trials - 1, math.ceil(halving.keep_at(rung) * alive)))
         reach.append(references + alive)
-    return reach + [references + searched] * (0 if halving.cap else len(halving.rungs))
+    return reach
 
 
 def goes_on(me: Sequence[float], others: Sequence[Sequence[float]], keep: float, *, min_trials: int,
