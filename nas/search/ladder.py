@@ -63,16 +63,17 @@ class Ladder:
         if halving is None:
             reach = [float(n_trials)] * len(self.steps)
             plan = f"all {n_trials} reach each rung; {images(reach):,.0f} training images in all"
-        elif halving.cap:
-            reach = expected_reach(halving, n_trials - references, references)
-            most = [float(m) for m in most_reaching(halving, n_trials - references, references)]
-            plan = (f"about {', '.join(f'{r:.0f}' for r in reach)} reach each rung, at most "
-                    f"{', '.join(f'{m:.0f}' for m in most)} (a sampler that learns comes near that); "
-                    f"about {images(reach):,.0f} training images in all, at most {images(most):,.0f}")
         else:
             reach = expected_reach(halving, n_trials - references, references)
-            plan = (f"about {', '.join(f'{r:.0f}' for r in reach)} reach each rung (more where later trials "
-                    f"do better than the first ones); about {images(reach):,.0f} training images in all")
+            about = f"about {', '.join(f'{r:.0f}' for r in reach)} reach each rung"
+            if halving.cap:
+                most = [float(m) for m in most_reaching(halving, n_trials - references, references)]
+                plan = (f"{about}, at most {', '.join(f'{m:.0f}' for m in most)} (a sampler that learns "
+                        f"comes near that); about {images(reach):,.0f} training images in all, at most "
+                        f"{images(most):,.0f}")
+            else:
+                plan = (f"{about} (more where later trials do better than the first ones); "
+                        f"about {images(reach):,.0f} training images in all")
         schedule = "one schedule over the top rung"
         if self.restart:
             schedule = "the schedule restarts at each rung" + ("" if self.rewarm else ", at its peak after the first")
