@@ -20,6 +20,7 @@ from search_spaces import Arch
 from search_spaces.fields import check_fields
 
 from ..probes import check_device, check_folder
+from ..attrs import StudyAttr
 from ..complexity import complexity
 from ..data import Dataset, Split, load_data
 from ..errors import ConfigError
@@ -111,6 +112,10 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     Returns the metrics of the members trained, best first."""
     validate_train(cfg)
     study = open_finished_study(cfg)
+    searched_on = study.user_attrs.get(StudyAttr.DATA)
+    if searched_on and searched_on != cfg.data.name:  # before any data is read or anything trained
+        raise ConfigError("data", f"{cfg.data.name} is not the data study {study.study_name!r} was searched on; its "
+                                  f"front is trained on the data that chose it (allowed: data={searched_on})")
     front = sorted(pareto_front(trained_members(study.get_trials(deepcopy=False)), cost_axis(study)),
                    key=lambda c: -c.val_acc)
     if not front:
