@@ -16,12 +16,14 @@ from .front import Outcome
 
 __all__ = ["plot_front"]
 
+REFERENCE_SPAN = 2.0  # reference widths drawn up to this multiple of the budget
+
 
 def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, float]] = ()) -> None:
     """Scatter of every trained trial, the front as a step line, the budget as a vertical line,
-    rejected samples as ticks along the bottom, reference networks' MACs as dotted lines; the
-    front's test accuracies as hollow circles and the trained reference networks as stars. On the
-    latency axis (objective=latency) the budget and the references' MACs, which are not times,
+    rejected samples as ticks along the bottom, reference networks' MACs as dotted lines (those
+    up to twice the budget); the front's test accuracies as hollow circles and the trained
+    reference networks as stars. On the latency axis (objective=latency) the budget and the references' MACs, which are not times,
     are left out, and the networks are placed at their measured milliseconds."""
     import matplotlib
 
@@ -58,9 +60,14 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
         bottom = ax.get_ylim()[0]
         ax.plot(rejected, [bottom] * len(rejected), "|", color="#999999", ms=10,
                 label=f"rejected samples ({len(rejected)})")
+    # The standard widths up to twice the budget: wider ones would stretch the axis far past the
+    # networks it is about. Named from the top of the axes down, whatever its accuracy range.
+    top_down = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
     for name, mmacs in references if on_macs else ():
-        ax.axvline(mmacs, color="#2e7d32", ls=":", lw=0.8)
-        ax.annotate(name, (mmacs, ax.get_ylim()[1]), rotation=90, fontsize=6, va="top", ha="right", color="#2e7d32")
+        if mmacs <= REFERENCE_SPAN * budget:
+            ax.axvline(mmacs, color="#2e7d32", ls=":", lw=0.8)
+            ax.text(mmacs, 0.98, f"{name} ", transform=top_down, rotation=90, fontsize=6, va="top", ha="right",
+                    color="#2e7d32")
     if on_macs:
         ax.set_xscale("log")
         _plain_log_ticks(ax.xaxis)
@@ -70,7 +77,7 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     ax.set_ylabel("accuracy (%): validation, test where marked")
     ax.set_title(f"study {result.study_name}" + ("" if on_macs else f" (MACs budget {budget:g} M)"))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")  # where it hides the fewest points
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
