@@ -23,8 +23,9 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     """Scatter of every trained trial, the front as a step line, the budget as a vertical line,
     rejected samples as ticks along the bottom, reference networks' MACs as dotted lines (those
     up to twice the budget); the front's test accuracies as hollow circles and the trained
-    reference networks as stars. On the latency axis (objective=latency) the budget and the references' MACs, which are not times,
-    are left out, and the networks are placed at their measured milliseconds."""
+    reference networks as stars. On the latency axis (objective=latency) the budget and the
+    references' MACs, which are not times, are left out, and the networks are placed at their
+    measured milliseconds."""
     import matplotlib
 
     matplotlib.use("Agg")
