@@ -35,7 +35,7 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     on_macs = axis == TrialAttr.MACS
     trained = [c for c in result.trained if math.isfinite(c.cost(axis))]
     front, rejected = result.front, result.rejected_mmacs if on_macs else []
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
     ax.scatter([c.cost(axis) for c in trained], [c.val_acc * 100 for c in trained], s=18, color="#8aa4c8",
                label=f"trained ({len(trained)})")
     if front:
@@ -78,7 +78,7 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     ax.set_ylabel("accuracy (%): validation, test where marked")
     ax.set_title(f"study {result.study_name}" + ("" if on_macs else f" (MACs budget {budget:g} M)"))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")  # where it hides the fewest points
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside: it hides no point
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
