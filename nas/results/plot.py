@@ -78,7 +78,7 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     ax.set_ylabel("accuracy (%): validation, test where marked")
     ax.set_title(f"study {result.study_name}" + ("" if on_macs else f" (MACs budget {budget:g} M)"))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside: it hides no point
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside: hides nothing
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

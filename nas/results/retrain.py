@@ -19,8 +19,8 @@ from search_spaces import Arch
 
 from search_spaces.fields import check_fields
 
-from ..probes import check_device, check_folder
 from ..attrs import StudyAttr
+from ..probes import check_device, check_folder
 from ..complexity import complexity
 from ..data import Dataset, Split, load_data
 from ..errors import ConfigError
