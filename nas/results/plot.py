@@ -67,8 +67,8 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     for name, mmacs in references if on_macs else ():
         if mmacs <= REFERENCE_SPAN * budget:
             ax.axvline(mmacs, color="#2e7d32", ls=":", lw=0.8)
-            ax.text(mmacs, 0.98, f"{name} ", transform=top_down, rotation=90, fontsize=6, va="top", ha="right",
-                    color="#2e7d32")
+            ax.text(mmacs, 0.98, f"{name} ", transform=top_down, rotation=90, fontsize=6, va="top",
+                    ha="right", color="#2e7d32")
     if on_macs:
         ax.set_xscale("log")
         _plain_log_ticks(ax.xaxis)
@@ -78,7 +78,7 @@ def plot_front(result: Outcome, path: Path, *, references: Sequence[tuple[str, f
     ax.set_ylabel("accuracy (%): validation, test where marked")
     ax.set_title(f"study {result.study_name}" + ("" if on_macs else f" (MACs budget {budget:g} M)"))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside: hides nothing
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # hides no point
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

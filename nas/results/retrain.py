@@ -114,8 +114,8 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     study = open_finished_study(cfg)
     searched_on = study.user_attrs.get(StudyAttr.DATA)
     if searched_on and searched_on != cfg.data.name:  # before any data is read or anything trained
-        raise ConfigError("data", f"{cfg.data.name} is not the data study {study.study_name!r} was searched on; its "
-                                  f"front is trained on the data that chose it (allowed: data={searched_on})")
+        raise ConfigError("data", f"{cfg.data.name} is not the data study {study.study_name!r} was searched "
+                                  f"on; its front is trained on the data that chose it (allowed: data={searched_on})")
     front = sorted(pareto_front(trained_members(study.get_trials(deepcopy=False)), cost_axis(study)),
                    key=lambda c: -c.val_acc)
     if not front:
