@@ -116,8 +116,8 @@ def test_nas_train_trains_the_top_of_the_front_once_and_exports_it_with_cpu_spee
     args = ["study.name=demo", "data=synthetic", "train.epochs=1", "train.top_k=1"]
     other_data = _cli("train_main", "study.name=demo", "train.epochs=1", cwd=tmp_path)  # the default data
     assert other_data.returncode == 2 and other_data.stderr.splitlines() == [
-        "error: data: fashion_mnist is not the data study 'demo' was searched on; its front is trained on the "
-        "data that chose it (allowed: data=synthetic)"], other_data.stderr
+        "error: data: fashion_mnist is not the data study 'demo' was searched on; its front is trained on "
+        "the data that chose it (allowed: data=synthetic)"], other_data.stderr
     assert not (tmp_path / "runs/demo/models").exists()
     first = _cli("train_main", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr

@@ -115,7 +115,8 @@ def train_front(cfg: NasConfig, *, command: str = "", progress: bool = True) -> 
     searched_on = study.user_attrs.get(StudyAttr.DATA)
     if searched_on and searched_on != cfg.data.name:  # before any data is read or anything trained
         raise ConfigError("data", f"{cfg.data.name} is not the data study {study.study_name!r} was searched "
-                                  f"on; its front is trained on the data that chose it (allowed: data={searched_on})")
+                                  "on; its front is trained on the data that chose it "
+                                  f"(allowed: data={searched_on})")
     front = sorted(pareto_front(trained_members(study.get_trials(deepcopy=False)), cost_axis(study)),
                    key=lambda c: -c.val_acc)
     if not front:
