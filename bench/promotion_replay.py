@@ -14,11 +14,14 @@ The replay then plays the README search many times over for each rule: the two r
 then `--searched` of the architectures, on two workers, each trial reaching its rungs at its
 measured times; at each rung below the top the search's own rule decides
 (`nas.search.halving.goes_on`: `min_trials`, the fronts and, where on, the cap counted as the
-search counts them, the references always going on). The architectures come in two orders: a random one (what
+search counts them, the references always going on), and with late promotion (`search.halving.late`)
+a worker that is free takes a stopped network its rung now promotes, highest rung first, before a
+new one, and trains it again from the start. The architectures come in two orders: a random one (what
 a random sampler proposes) and an improving one, a stand-in for a sampler that learns (sorted by
 their top-rung accuracy plus Gaussian noise of half the pool's own spread, so that later ones are
 better on average, as TPE's are). Each rule is a share at the screening rung and a share
-at the rungs above it (`search.halving.screen_keep`, `search.halving.keep`). Per rule: how many
+at the rungs above it (`search.halving.screen_keep`, `search.halving.keep`), decided at arrival
+only, also later, or with the cap (at arrival). Per rule: how many
 searched networks reach the top, the chance that the front of the top rung (references included)
 has at least three members, the makespan of the two workers' training (mean and 90th percentile;
 a search's own set-up and scoring are left out), and the hypervolume of that front (validation
@@ -52,10 +55,30 @@ from nas.results import FrontMember, hypervolume
 from nas.search.halving import goes_on, most_reaching, Halving
 
 COLUMN = {"cpu": "ladder_restart_eta3_noaug_40k"}  # the ladder measured, per size
+
+
+@dataclass(frozen=True)
+class Rule:
+    screen_keep: float
+    keep: float
+    cap: bool = False  # search.halving.cap
+    late: bool = False  # search.halving.late
+    note: str = ""
+
+
 BUDGET_MFLOPS = 5.0
-RULES = [(screen, keep) for screen in (0.25, 0.33, 0.4, 0.5) for keep in (0.5, 0.6, 0.67)]
-DEFAULT = (0.2, 0.2)  # the search's default (a fifth at every rung), which has no cap
-CAPPED = (0.4, 0.6)  # the shares tried with search.halving.cap=true
+RULES = [
+    Rule(0.2, 0.2, note="the default until 2026-12-05"),
+    Rule(0.15, 0.25, note="the same, decided at arrival"),
+    Rule(0.2, 0.2, late=True),
+    Rule(0.15, 0.2, late=True),
+    Rule(0.15, 0.25, late=True, note="default"),
+    Rule(0.1, 0.25, late=True),
+    Rule(0.2, 0.25, late=True),
+    Rule(0.15, 0.33, late=True),
+    *(Rule(screen, keep, cap=True, note="tried" if (screen, keep) == (0.4, 0.6) else "")
+      for screen in (0.25, 0.33, 0.4) for keep in (0.5, 0.6)),
+]
 ORDERS = ("random", "improving")
 NOISE = 0.5  # of the pool's spread, in the improving order
 
@@ -113,17 +136,37 @@ def arrivals(rng: random.Random, pool: Sequence[Network], searched: int, order: 
     return sorted(drawn, key=lambda n: n.acc[-1] + rng.gauss(0.0, spread))
 
 
-def play(trials: Sequence[Network], screen_keep: float, keep: float, min_trials: int = 4,
-         workers: int = 2, cap: bool = True) -> dict[str, float]:
-    """One search: its trials in order (references first), rungs decided as they arrive (`cap`:
-    `search.halving.cap`, ASHA's bound on each rung's promotions; off by default)."""
+def play(trials: Sequence[Network], rule: Rule, min_trials: int = 4, workers: int = 2) -> dict[str, float]:
+    """One search: its trials in order (references first), rungs decided as they arrive, and with
+    `rule.late` a worker that is free first takes a stopped network its rung now promotes (the
+    highest rung first, then the earliest started), trained again from the start: as the search
+    does it (`nas.search.halving.late_promotion`)."""
     top = len(trials[0].acc) - 1
     measured: list[list[Network]] = [[] for _ in range(top + 1)]
     events: list[tuple[float, int, int]] = []  # (time, trial, rung)
     started: dict[int, float] = {}
     queue = iter(range(len(trials)))
+    climbing: set[Network] = set()  # gone on from a rung, not yet measured at the next
+    stopped: list[tuple[int, int]] = []  # (trial, rung), in the order they were stopped
+
+    def decide(me: Network, rung: int) -> bool:
+        others = [o for o in measured[rung] if o is not me]
+        searched = [o for o in others if not o.reference]
+        return goes_on((-me.acc[rung], me.mmacs), [(-o.acc[rung], o.mmacs) for o in others],
+                       rule.screen_keep if rung == 0 else rule.keep, min_trials=min_trials,
+                       searched=len(searched) + 1 if rule.cap else None,
+                       gone_on=sum(o in measured[rung + 1] or o in climbing for o in searched))
 
     def start(now: float) -> None:
+        if rule.late:
+            for rung in reversed(range(top)):
+                for i, at in sorted(stopped):
+                    if at == rung and decide(trials[i], rung):
+                        stopped.remove((i, at))
+                        climbing.add(trials[i])
+                        started[i] = now
+                        heapq.heappush(events, (now + trials[i].seconds[rung + 1], i, rung + 1))
+                        return
         i = next(queue, None)
         if i is not None:
             started[i] = now
@@ -132,23 +175,19 @@ def play(trials: Sequence[Network], screen_keep: float, keep: float, min_trials:
     for _ in range(workers):
         start(0.0)
     end = 0.0
-    climbing: set[Network] = set()  # gone on from a rung, not yet measured at the next
     while events:
         now, i, rung = heapq.heappop(events)
         climbing.discard(trials[i])
-        me, others = trials[i], measured[rung]
-        searched = [o for o in others if not o.reference]
-        go_on = rung < top and (me.reference or goes_on(
-            (-me.acc[rung], me.mmacs), [(-o.acc[rung], o.mmacs) for o in others],
-            screen_keep if rung == 0 else keep, min_trials=min_trials,
-            searched=len(searched) + 1 if cap else None,
-            gone_on=sum(o in measured[rung + 1] or o in climbing for o in searched)))
-        others.append(me)
+        me = trials[i]
+        go_on = rung < top and (me.reference or decide(me, rung))
+        measured[rung].append(me)
         if go_on:
             climbing.add(me)
             heapq.heappush(events, (started[i] + me.seconds[rung + 1], i, rung + 1))
         else:
             end = max(end, now)
+            if rung < top:
+                stopped.append((i, rung))
             start(now)
     at_top = measured[top]
     front = nondominated_fronts([(-n.acc[top], n.mmacs) for n in at_top])[0]
@@ -167,20 +206,23 @@ def report(refs: Sequence[Network], pool: Sequence[Network], rungs: Sequence[int
              f"{' / '.join(f'{i:,}' for i in rungs)} training images; `min_trials` 4. "
              f"References: {described}.",
              "",
-             "| order | screen_keep | keep | searched at the top (at most) | front >= 3 | makespan, s (p90) "
-             "| hypervolume |",
-             "|---|---|---|---|---|---|---|"]
+             "| order | screen_keep | keep | decided | searched at the top (at most) | front >= 3 "
+             "| makespan, s (p90) | hypervolume |",
+             "|---|---|---|---|---|---|---|---|"]
     for order in ORDERS:
         searches = [[*refs, *arrivals(random.Random(seed), pool, searched, order)] for seed in range(draws)]
-        for screen, keep, cap in [(*DEFAULT, False)] + [(screen, keep, True) for screen, keep in RULES]:
-            runs = [play(trials, screen, keep, cap=cap) for trials in searches]
+        for rule in RULES:
+            runs = [play(trials, rule) for trials in searches]
             makespans = sorted(r["makespan"] for r in runs)
-            most = most_reaching(Halving(tuple(rungs[:-1]), keep, 4, screen, cap), searched)[-1]
+            halving = Halving(tuple(rungs[:-1]), rule.keep, 4, rule.screen_keep, rule.cap)
+            most = most_reaching(halving, searched)[-1]
             at_top = statistics.mean(r["searched_top"] for r in runs)
             three = sum(r["front"] >= 3 for r in runs) / draws
-            mark = " (default, no cap)" if not cap else " (tried)" if (screen, keep) == CAPPED else ""
-            lines.append(f"| {order} | {screen:g}{mark} | {keep:g} | {at_top:.2f} ({most}) | {three:.0%} | "
-                         f"{statistics.mean(makespans):.0f} ({makespans[int(0.9 * draws)]:.0f}) | "
+            decided = "with the cap" if rule.cap else "also later" if rule.late else "at arrival"
+            note = f" ({rule.note})" if rule.note else ""
+            makespan = f"{statistics.mean(makespans):.0f} ({makespans[int(0.9 * draws)]:.0f})"
+            lines.append(f"| {order} | {rule.screen_keep:g}{note} | {rule.keep:g} | {decided} | {at_top:.2f} "
+                         f"({most}) | {three:.0%} | {makespan} | "
                          f"{statistics.mean(r['hv'] for r in runs):.3f} |")
     return "\n".join(lines) + "\n"
 

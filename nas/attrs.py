@@ -20,6 +20,7 @@ class Status(StrEnum):
     REJECTED = "rejected"  # over the budget: priced, never built
     WITHDRAWN = "withdrawn"  # inside the budget, but other workers held the study's last slots
     PRESCREENED = "prescreened"  # scored untrained by search.prescreen and not chosen
+    PROMOTED = "promoted"  # a stopped trial's network trained again, promoted later (no slot of its own)
 
 
 class TrialAttr(StrEnum):
@@ -48,6 +49,7 @@ class TrialAttr(StrEnum):
     LOSS_SUM = "loss_sum"
     FAILURE = "failure"  # why a trial failed
     PRESCREENED_FROM = "prescreened_from"  # the trials a pre-screened trial was chosen from
+    PROMOTED_FROM = "promoted_from"  # the stopped trial whose network this one trains again
 
 
 def zero_cost_attr(score: str) -> str:

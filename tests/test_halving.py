@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import optuna
 import pytest
@@ -17,7 +18,7 @@ from nas.dominance import crowding_distances, nondominated_fronts
 from nas.search import Halving, promoted, record_and_decide
 from nas.errors import ConfigError
 from nas.search.config import HalvingConfig
-from nas.search.halving import expected_reach, goes_on, most_reaching
+from nas.search.halving import expected_reach, goes_on, late_promotion, most_reaching
 from nas.search.ladder import ladder_for
 from nas.search.sampling import RungTPESampler, seen_at_their_rungs
 from nas.training import RunSettings, Training, lr_at
@@ -208,7 +209,8 @@ def test_the_screening_rung_keeps_its_own_share() -> None:
         study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={
             "macs": macs, TrialAttr.RUNG_VAL_ACC: {"100": acc, "300": acc}, TrialAttr.PRUNED_AT: 300}))
     halving = Halving((100, 300), keep=0.5, min_trials=4, screen_keep=0.2)
-    assert Halving.of(HalvingConfig(keep=0.5, screen_keep=0.2), (100, 300), pruner=None) == halving
+    config = HalvingConfig(keep=0.5, screen_keep=0.2, late=False)
+    assert Halving.of(config, (100, 300), pruner=None) == halving
     # Equal MACs, so accuracy decides: the new trial at 0.75 is third of 6. At the screening rung
     # (100 images) the quota is ceil(0.2 * 6) = 2: stopped; at the rung above, ceil(0.5 * 6) = 3: on.
     trial = study.ask()
@@ -253,6 +255,79 @@ def test_the_ladder_estimate_agrees_with_the_rule_played_out(screen_keep: float 
     played = [t / draws for t in totals]
     assert expected_reach(halving, 16, 2)[1:] == pytest.approx(played, abs=0.1)
     assert max(most_reaching(halving, 16, 2)[1:]) <= 16
+
+
+def _at_rungs(number: int, state: TrialState, rungs: dict[str, float], **attrs) -> optuna.trial.FrozenTrial:
+    """A searched trial as the rule reads it: 1 MMAC, its accuracy at each rung reached."""
+    values = [0.0, 1.0] if state == TrialState.COMPLETE else None
+    trial = optuna.trial.create_trial(state=state, values=values, user_attrs={
+        "macs": 1e6, TrialAttr.STATUS: "admitted", TrialAttr.RUNG_VAL_ACC: rungs, **attrs})
+    trial.number = number
+    return trial
+
+
+def test_a_stopped_trial_is_promoted_later_once_its_rung_has_filled() -> None:
+    halving = Halving((100, 300), keep=0.5, min_trials=2, late=True)
+    stopped = TrialState.PRUNED
+    trials = [
+        # At rung 100, equal MACs: trial 0 went on; trial 1 came second of two (quota ceil(0.5 * 2) = 1)
+        # and was stopped; trials 2 and 3 came later and were stopped too.
+        _at_rungs(0, TrialState.COMPLETE, {"100": 0.9, "300": 0.9, "900": 0.9}),
+        _at_rungs(1, stopped, {"100": 0.6}, pruned_at=100),
+        _at_rungs(2, stopped, {"100": 0.5}, pruned_at=100),
+        _at_rungs(3, stopped, {"100": 0.4}, pruned_at=100),
+    ]
+    # Now the rung has seen four: quota ceil(0.5 * 4) = 2, and trial 1 is second.
+    assert late_promotion(trials, halving, cost="macs") is trials[1]
+    # Trained again (running, or finished higher up): not promoted twice, and trial 2 is third of the four.
+    again = _at_rungs(4, TrialState.RUNNING, {"100": 0.6}, promoted_from=1, status="promoted")
+    assert late_promotion([*trials, again], halving, cost="macs") is None
+    # A fifth network (0.3) opens a third place, trial 2's: the network trained again counts once at
+    # rung 100 (counted twice, six points, quota 3, and trial 2 would be fourth).
+    fifth = _at_rungs(5, stopped, {"100": 0.3}, pruned_at=100)
+    assert late_promotion([*trials, again, fifth], halving, cost="macs") is trials[2]
+    # A failed one gives the place back.
+    failed = _at_rungs(4, TrialState.FAIL, {"100": 0.6}, promoted_from=1, status="promoted")
+    assert late_promotion([*trials, failed], halving, cost="macs") is trials[1]
+    # The highest rung first: trial 6, stopped at rung 300 behind trial 0 (second of two), is promoted
+    # there once a third trial (trial 7, 0.3) was measured: quota ceil(0.5 * 3) = 2; trial 1, second
+    # of six at rung 100 (quota 3), waits.
+    upper = [_at_rungs(6, stopped, {"100": 0.55, "300": 0.8}, pruned_at=300),
+             _at_rungs(7, stopped, {"100": 0.52, "300": 0.3}, pruned_at=300)]
+    assert late_promotion([*trials, *upper], halving, cost="macs") is upper[0]
+    assert late_promotion([*trials, *upper[1:]], halving, cost="macs") is trials[1]
+    assert not Halving.of(HalvingConfig(late=False), (100, 300), pruner=None).late  # off: at arrival only
+
+
+def test_the_ladder_estimate_with_late_promotion_agrees_with_the_rule_played_out() -> None:
+    # As above, and each trial stopped at a rung is judged again after every later arrival there
+    # (a worker frees about that often), going on once the rule promotes it among all measured.
+    halving, draws = Halving((1, 2), keep=0.25, min_trials=4, screen_keep=0.15, late=True), 600
+    rng = random.Random(0)
+    totals = [0, 0]
+    for _ in range(draws):
+        alive = list(range(18))
+        for rung in range(2):
+            keep = halving.keep_at(rung)
+            measured, going, waiting = [], [], []
+            for i in alive:
+                me = (-rng.random(),)
+                if i < 2 or goes_on(me, measured, keep, min_trials=halving.min_trials):
+                    going.append(i)
+                else:
+                    waiting.append((i, me))
+                measured.append(me)
+                for j, point in list(waiting):
+                    if promoted(point, [p for p in measured if p is not point], keep):
+                        waiting.remove((j, point))
+                        going.append(j)
+            alive = going
+            totals[rung] += len(alive)
+    played = [t / draws for t in totals]
+    late = expected_reach(halving, 16, 2)
+    assert late[1:] == pytest.approx(played, abs=0.15), (late, played)
+    at_arrival = expected_reach(Halving((1, 2), keep=0.25, min_trials=4, screen_keep=0.15), 16, 2)
+    assert late[2] > at_arrival[2]
 
 
 def _net() -> torch.nn.Module:
@@ -337,7 +412,8 @@ def test_the_ladder_divides_the_top_rung_by_eta() -> None:
 def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_ones(
         make_cfg, cap: bool) -> None:
     cfg = make_cfg("search.n_trials=8", "search.halving.enabled=true", "search.halving.min_trials=2",
-                   "search.halving.keep=0.3", "sampler=random", f"search.halving.cap={cap}")
+                   "search.halving.keep=0.3", "search.halving.screen_keep=null", "search.halving.late=false",
+                   "sampler=random", f"search.halving.cap={cap}")  # decided at arrival (the next test: later)
     result = run_search(cfg, progress=False)
     study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
     admitted = [t for t in study.trials if t.user_attrs.get("status") == "admitted"]
@@ -359,6 +435,41 @@ def test_search_with_halving_stops_dominated_trials_and_fronts_only_finished_one
                            gone_on=gone_on)
     front_numbers = {c.trial for c in result.front}
     assert front_numbers and front_numbers <= {t.number for t in admitted if t.state == TrialState.COMPLETE}
+
+
+def test_search_trains_again_the_stopped_networks_its_rungs_promote_later(make_cfg) -> None:
+    cfg = make_cfg("search.n_trials=8", "search.halving.enabled=true", "search.halving.min_trials=2",
+                   "search.halving.keep=0.5", "search.halving.screen_keep=null", "sampler=random",
+                   "search.seed=4")
+    result = run_search(cfg, progress=False)
+    study = optuna.load_study(study_name=cfg.study.name, storage=cfg.storage.url)
+    trials = study.trials
+    again = [t for t in trials if TrialAttr.PROMOTED_FROM in t.user_attrs]
+    assert again, "this seed's search promotes a stopped trial later"
+    assert result.trained == 8 == sum(t.user_attrs.get("status") == "admitted" for t in trials)  # no slot
+    assert len({t.user_attrs[TrialAttr.PROMOTED_FROM] for t in again}) == len(again)  # none twice
+    for t in again:
+        first = trials[t.user_attrs[TrialAttr.PROMOTED_FROM]]
+        stopped_at = f"{first.user_attrs['pruned_at']:g}"
+        assert first.state == TrialState.PRUNED and t.user_attrs["status"] == "promoted"
+        assert t.user_attrs["genotype"] == first.user_attrs["genotype"]
+        # The same network trained again with the same seed: the same accuracy at every rung both reached.
+        rungs = first.user_attrs[TrialAttr.RUNG_VAL_ACC]
+        assert {k: t.user_attrs[TrialAttr.RUNG_VAL_ACC][k] for k in rungs} == rungs
+        assert len(t.user_attrs[TrialAttr.RUNG_VAL_ACC]) > len(rungs)  # and it climbed past where it stopped
+        # When it was queued (one worker: just before its trial began) the rule promoted it among the
+        # networks measured at that rung by then, each once: recomputed from the stored rungs.
+        seen = [o for o in trials if o.number < t.number and o.number != first.number
+                and stopped_at in o.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {})
+                and o.user_attrs.get(TrialAttr.PROMOTED_FROM) is None]
+        others = [(-o.user_attrs[TrialAttr.RUNG_VAL_ACC][stopped_at], o.user_attrs["macs"]) for o in seen]
+        assert promoted((-rungs[stopped_at], first.user_attrs["macs"]), others, 0.5)
+    # The ones that reached the top are trained networks like any other: weights kept, on the front if
+    # they belong there; the stopped first trials never are.
+    for t in again:
+        if t.state == TrialState.COMPLETE:
+            assert (Path(cfg.output_dir) / t.user_attrs["weights"]).is_file()
+    assert not {c.trial for c in result.front} & {t.user_attrs[TrialAttr.PROMOTED_FROM] for t in again}
 
 
 def _rung_trial(state: TrialState, rungs: dict[str, float], macs: float, x: float | None = None,
@@ -398,6 +509,20 @@ def test_the_sampler_sees_each_trial_at_its_highest_rung_and_not_the_references(
     assert [t.values for t in seen_at_their_rungs(trials, "accuracy")[:3]] == [
         pytest.approx([0.81]), pytest.approx([1.79]), pytest.approx([2.86])]
     assert seen_at_their_rungs(trials, None) is trials  # not a search's study: plain TPE
+
+
+def test_the_sampler_sees_a_network_promoted_later_once_at_its_highest_rung() -> None:
+    stopped = _rung_trial(TrialState.PRUNED, {"4448": 0.80}, 1.0e6, x=0.1, pruned_at=4448)
+    again = _rung_trial(TrialState.RUNNING, {"4448": 0.80}, 1.0e6, x=0.1, promoted_from=0)
+    stopped.number, again.number = 0, 1
+    # Still climbing: TPE sees the stopped trial (and ignores the running one, as Optuna does).
+    assert [(t.number, t.values) for t in seen_at_their_rungs([stopped, again], "pareto")] == [
+        (0, pytest.approx([0.80, 1.0])), (1, None)]
+    # Finished higher up: only the trial trained again, at its rung 1.
+    done = _rung_trial(TrialState.PRUNED, {"4448": 0.80, "13344": 0.85}, 1.0e6, x=0.1, promoted_from=0)
+    done.number = 1
+    assert [(t.number, t.values) for t in seen_at_their_rungs([stopped, done], "pareto")] == [
+        (1, pytest.approx([1.85, 1.0]))]
 
 
 @pytest.mark.parametrize("sampler_class", [optuna.samplers.TPESampler, RungTPESampler])

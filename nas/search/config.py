@@ -171,21 +171,25 @@ class HalvingConfig:
     while it is among the best `keep` share of the trials measured there (`screen_keep` at the
     screening rung; non-dominated fronts on accuracy and MACs; accuracy alone with
     objective=accuracy), and with `cap` while fewer than that share of the rung's searched trials
-    have gone on."""
+    have gone on; with `late`, also when it gets there later."""
 
     # Stop trials dominated at a rung. null: on unless objective.pruner stops trials already.
     enabled: Optional[bool] = None
-    # Share of the trials measured at a rung that continue (fronts best first). A fifth: on two
-    # objectives a third let half the trials reach the top (docs/search-fashion-mnist.md, 2026-12-04).
-    keep: float = 0.2
-    # The share at the screening rung, which ranks worst (null: keep). 0.15 there with keep=0.33 takes
-    # more networks to the top, and the CPU README search to 9.5-11 minutes (docs/proxy-quality.md).
-    screen_keep: Optional[float] = None
+    # Share of the trials measured at a rung that continue (fronts best first), and the share at the
+    # screening rung (null: keep). With late promotion (below) a quarter above a screening rung that
+    # keeps 0.15 takes the README search about as long as a fifth at every rung decided at arrival,
+    # with twice its chance of a front of three (bench/promotion_replay.py, docs/proxy-quality.md).
+    keep: float = 0.25
+    screen_keep: Optional[float] = 0.15
     # ASHA's bound: also at most ceil(keep * k) of a rung's k searched trials go on. With
     # screen_keep=0.4 keep=0.6 the README search takes at most 5 searched networks to the top and
     # about 7 minutes, but fell short of the ShuffleNet reference in 2 of 3 headline seeds
     # (docs/search-fashion-mnist.md, 2026-12-04, eighth session): an option, not the default.
     cap: bool = False
+    # ASHA's promotion: a worker takes a stopped trial that the rung's later arrivals put among its
+    # best share (trained again from the start) before a new one. Decided at arrival alone, the
+    # cheap networks stopped by a rung's first quota of one stayed stopped (docs/search-fashion-mnist.md).
+    late: bool = True
     min_trials: int = 4  # trials a rung must have seen before it stops any
 
     RULES: ClassVar[dict[str, Rule]] = {"keep": fraction(), "screen_keep": fraction(optional=True),

@@ -27,11 +27,11 @@ from ..model import build_model
 from ..timing import latency
 from ..training import RunSettings, Training, zero_cost_scores
 from .config import LatencyConfig, NasConfig
-from .halving import Halving, record_and_decide
+from .halving import Halving, late_promotion, record_and_decide
 from .ladder import Ladder
 from .liveness import this_process
 from .storage import artifact_store, upload_text
-from .trials import admit, fixed_arch, record_arch, rejected_values, sample_and_price
+from .trials import admit, claim_promotion, fixed_arch, record_arch, rejected_values, sample_and_price
 
 __all__ = ["WEIGHTS_DIR", "Objective", "ProxyRun", "record_latency", "record_zero_cost", "run_settings",
            "training_seed"]
@@ -110,7 +110,7 @@ class Objective:
         if reference:
             arch, cost = fixed_arch(trial, Arch.from_yaml(trial.user_attrs[TrialAttr.ARCH_YAML]), self.budget,
                                     self.cfg.search.worker)
-        else:
+        else:  # (a trial promoted later: the stopped trial's parameters, queued)
             arch, cost = sample_and_price(trial, self.space, self.data.shape, self.budget, self.cfg.search.worker,
                                           self.cfg.search.budget_aware)
         if not self.budget.admits(cost):
@@ -123,8 +123,13 @@ class Objective:
 
     def _admitted(self, trial: optuna.Trial, arch: Arch, cost: Complexity,
                   reference: bool) -> float | tuple[float, float]:
-        """Claim a training slot, then train up the ladder and record the result."""
-        admit(self.study, trial, self.cfg.search.n_trials)
+        """Claim a training slot (or a stopped trial's network, promoted later), then train up the
+        ladder and record the result."""
+        promoted_at = None
+        if TrialAttr.PROMOTED_FROM in trial.user_attrs:
+            promoted_at = claim_promotion(self.study, trial, arch.genotype())
+        else:
+            admit(self.study, trial, self.cfg.search.n_trials)
         record_arch(trial, arch, self.artifacts)
         seed = training_seed(self.cfg.search.seed, arch)
         torch.manual_seed(seed)
@@ -135,7 +140,7 @@ class Objective:
                 record_latency(trial, model, self.cfg.objective.latency)
             if self.cfg.proxy.zero_cost:
                 record_zero_cost(trial, model, self.data, self.device, seed)
-            val_acc, run = self._climb(trial, model, seed, always_to_top=reference)
+            val_acc, run = self._climb(trial, model, seed, always_to_top=reference, promoted_at=promoted_at)
             self._keep_weights(trial, model)
         except Exception as err:
             trial.set_user_attr(TrialAttr.FAILURE, f"{type(err).__name__}: {err}"[:500])
@@ -158,11 +163,12 @@ class Objective:
         """A sample over the budget: never trained, nor timed (its latency is told as +inf)."""
         return rejected_values(cost, ["maximize", "minimize"] if self.timed else ["maximize"], self.pareto)
 
-    def _climb(self, trial: optuna.Trial, model: torch.nn.Module, seed: int, *,
-               always_to_top: bool) -> tuple[float, Training]:
+    def _climb(self, trial: optuna.Trial, model: torch.nn.Module, seed: int, *, always_to_top: bool,
+               promoted_at: float | None = None) -> tuple[float, Training]:
         """Train `model` rung by rung, measuring its accuracy on the validation images of the rungs
         below the top (`proxy.max_val_images`) and of the top (`proxy.on_cpu.top_val_images`); at
-        each rung below the top, stop it (`optuna.TrialPruned`) unless it is promoted."""
+        each rung below the top, stop it (`optuna.TrialPruned`) unless it is promoted (a network
+        promoted later goes on regardless up to `promoted_at`, the rung that promoted it)."""
         ladder = self.ladder
         run = Training(model, self.data.train, dataclasses.replace(self.settings, seed=seed), mean=self.data.mean,
                        std=self.data.std, device=self.device, restarts=ladder.restarts, rewarm=ladder.rewarm)
@@ -173,7 +179,8 @@ class Objective:
             val_acc = run.evaluate(self.top_val if top else self.val)
             key = ladder.key(rung)
             trial.set_user_attr(TrialAttr.RUNG_VAL_ACC, {**trial.user_attrs.get(TrialAttr.RUNG_VAL_ACC, {}), key: val_acc})
-            if top or always_to_top or (self.halving is None and self.cost_attr):
+            if (top or always_to_top or (self.halving is None and self.cost_attr)
+                    or (promoted_at is not None and ladder.images[rung] <= promoted_at)):
                 continue  # (halving off in a multi-objective study: nothing stops a trial; Optuna's
                 # pruners, told by trial.report, are single-objective)
             if self.halving is not None:
@@ -202,6 +209,21 @@ class Objective:
         atomic_write(self.weights_dir / name, buffer.getvalue())
         trial.set_user_attr(TrialAttr.WEIGHTS, f"{WEIGHTS_DIR}/{name}")
         upload_text(self.artifacts, trial, name, buffer.getvalue(), "application/octet-stream")
+
+    def queue_late_promotion(self) -> bool:
+        """ASHA's promotion (`search.halving.late`): queue a trial that trains again the network of
+        a stopped trial that the rule now promotes, to climb on from there; whether one was queued."""
+        if self.halving is None or not self.halving.late:
+            return False
+        stopped = late_promotion(self.study.get_trials(deepcopy=False), self.halving, cost=self.cost_attr)
+        if stopped is None:
+            return False
+        attrs = stopped.user_attrs
+        log.info("promoted later: trial %d (%s, %.2f MMACs, val_acc %.4f where it was stopped at rung %s) "
+                 "is trained again to climb on", stopped.number, attrs[TrialAttr.GENOTYPE],
+                 attrs[TrialAttr.MACS] / 1e6, attrs[TrialAttr.VAL_ACC], attrs[TrialAttr.PRUNED_AT])
+        self.study.enqueue_trial(stopped.params, user_attrs={TrialAttr.PROMOTED_FROM: stopped.number})
+        return True
 
     def queue_best_of_prescreen(self) -> None:
         """Zero-cost pre-screening: let the sampler propose `search.prescreen_candidates`

@@ -14,7 +14,9 @@ first value is that rung's number (0 for the screening rung) plus its validation
 so that a trial that climbed higher ranks above every trial stopped lower (Optuna's own order for
 pruned trials), and among the trials of one rung the more accurate ranks higher; its cost (MMACs,
 or latency) is unchanged, so the good set is still made of non-dominated fronts. The references
-are left out. The study itself is not changed: only what TPE reads.
+are left out, and so is a stopped trial whose network was promoted later and trained again
+(`search.halving.late`) once that trial has finished: it shows the same network higher up. The
+study itself is not changed: only what TPE reads.
 """
 
 from __future__ import annotations
@@ -64,19 +66,23 @@ def seen_at_their_rungs(trials: list[FrozenTrial], objective: str | None) -> lis
     latency or accuracy; None, not a search's study: unchanged). References are left out; every
     other finished trial with validation accuracies at rungs (`rung_val_acc`) becomes a completed
     trial valued (rung number + accuracy at its highest rung, then its cost: MMACs in the Pareto
-    mode, ms with objective=latency). The others (running, rejected, pre-screened) are unchanged.
+    mode, ms with objective=latency). A stopped trial trained again in a finished trial is left
+    out. The others (running, rejected, pre-screened) are unchanged.
     New objects: the study's cached trials are not touched."""
     cost = {"pareto": lambda a: [a[TrialAttr.MACS] / 1e6], "latency": lambda a: [a[TrialAttr.LATENCY_MS]],
             "accuracy": lambda a: []}.get(objective or "")
     if cost is None:
         return trials
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    again = {t.user_attrs[TrialAttr.PROMOTED_FROM] for t in trials
+             if TrialAttr.PROMOTED_FROM in t.user_attrs and t.state in finished}
     seen = []
     for trial in trials:
         attrs = trial.user_attrs
-        if attrs.get(TrialAttr.REFERENCE):
+        if attrs.get(TrialAttr.REFERENCE) or trial.number in again:
             continue
         rungs = attrs.get(TrialAttr.RUNG_VAL_ACC)
-        if rungs and trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        if rungs and trial.state in finished:
             highest = max(rungs, key=float)
             trial = copy.copy(trial)
             trial.state = TrialState.COMPLETE

@@ -174,13 +174,18 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: Objective, progres
     best = max((t.user_attrs[TrialAttr.VAL_ACC] for t in study.get_trials(deepcopy=False) if fully_trained(t)), default=0.0)
     waiting_since = None
     with bar, logging_redirect_tqdm():
-        while counts["trained"] < n_trials:
+        while True:
             # Before every trial, not only when the slots look taken: a worker killed before its trial
             # had a status (while pre-screening) holds no slot that counts as running, yet every new
             # trial's admission waits for it and then withdraws, forever.
             if fail_dead_trials(study, grace_s):
                 counts = trial_counts(study)
-            if counts["trained"] + counts["running"] >= n_trials:
+            # A stopped trial that its rung now promotes goes before a new one (search.halving.late),
+            # also once the study's architectures are all trained or taken.
+            promoting = objective.queue_late_promotion()
+            if not promoting and counts["trained"] >= n_trials:
+                break
+            if not promoting and counts["trained"] + counts["running"] >= n_trials:
                 # Other workers hold the last slots. A killed worker's trial is failed once its
                 # process is seen gone (this host) or its heartbeat lapses (RDB storages), which
                 # frees its slot for us.
@@ -193,7 +198,7 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: Objective, progres
                 continue
             waiting_since = None
             try:
-                if cfg.search.prescreen:
+                if cfg.search.prescreen and not promoting:
                     objective.queue_best_of_prescreen()
                 finished: list[FrozenTrial] = []  # the trial as stored, handed over by Optuna's callback
                 study.optimize(objective, n_trials=1, gc_after_trial=False,
@@ -224,5 +229,6 @@ def _optimize(cfg: NasConfig, study: optuna.Study, objective: Objective, progres
                              attrs[TrialAttr.VAL_ACC], attrs[TrialAttr.MACS] / 1e6, attrs[TrialAttr.TRAIN_S])
             counts = trial_counts(study)
             bar.n = min(counts["trained"], n_trials)
-            bar.set_postfix(best=f"{best:.4f}", rejected=counts["rejected"], failed=counts["failed"], refresh=False)
+            bar.set_postfix(best=f"{best:.4f}", promoted=counts["promoted"], rejected=counts["rejected"],
+                            failed=counts["failed"], refresh=False)
             bar.refresh()

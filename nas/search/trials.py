@@ -20,8 +20,8 @@ from ..errors import ConfigError
 from .budget import budget_usage
 from .storage import upload_text
 
-__all__ = ["RejectionLimit", "Withdrawn", "admit", "fixed_arch", "fully_trained", "record_arch", "rejected_values", "sample_and_price",
-           "trial_counts"]
+__all__ = ["RejectionLimit", "Withdrawn", "admit", "claim_promotion", "fixed_arch", "fully_trained",
+           "record_arch", "rejected_values", "sample_and_price", "trial_counts"]
 
 
 def sample_and_price(trial: optuna.Trial, space: Space, shape: DataShape, budget: Budget,
@@ -76,16 +76,19 @@ class RejectionLimit:
 
 
 def fully_trained(trial: FrozenTrial) -> bool:
-    """An admitted trial that completed its training and recorded its accuracy (not stopped early)."""
+    """An admitted trial, or one promoted later, that completed its training and recorded its
+    accuracy (not stopped early)."""
     attrs = trial.user_attrs
-    return (trial.state == TrialState.COMPLETE and attrs.get(TrialAttr.STATUS) == Status.ADMITTED
-            and TrialAttr.VAL_ACC in attrs)
+    return (trial.state == TrialState.COMPLETE and TrialAttr.VAL_ACC in attrs
+            and attrs.get(TrialAttr.STATUS) in (Status.ADMITTED, Status.PROMOTED))
 
 
 def trial_counts(study: optuna.Study) -> dict[str, int]:
     """Trials by outcome: trained (complete or pruned after admission), rejected, failed, pruned,
-    running, prescreened (scored untrained and not chosen)."""
-    counts = {"trained": 0, "rejected": 0, "failed": 0, "pruned": 0, "running": 0, "prescreened": 0}
+    running, prescreened (scored untrained and not chosen), promoted (a stopped trial's network
+    trained again, finished or running; not counted among the trained architectures)."""
+    outcomes = ("trained", "rejected", "failed", "pruned", "running", "prescreened", "promoted")
+    counts = dict.fromkeys(outcomes, 0)
     for t in study.get_trials(deepcopy=False):
         status = t.user_attrs.get(TrialAttr.STATUS)
         if status == Status.REJECTED:
@@ -99,6 +102,8 @@ def trial_counts(study: optuna.Study) -> dict[str, int]:
             counts["running"] += 1
         elif status == Status.PRESCREENED:
             counts["prescreened"] += 1
+        elif status == Status.PROMOTED:
+            counts["promoted"] += 1
     return counts
 
 
@@ -130,6 +135,27 @@ def admit(study: optuna.Study, trial: optuna.Trial, n_trials: int, wait_s: float
     if taken >= n_trials:
         trial.set_user_attr(TrialAttr.STATUS, Status.WITHDRAWN)
         raise Withdrawn(f"{taken} earlier trials already hold the study's {n_trials} training slots")
+
+
+def claim_promotion(study: optuna.Study, trial: optuna.Trial, genotype: str) -> float:
+    """Claim the training of a stopped trial's network, promoted later (the trial's `promoted_from`;
+    `nas.search.halving.late_promotion`), and return the rung it was stopped at. It holds no
+    slot. Raises `Withdrawn` where a lower-numbered trial trains that network again already (two
+    workers queued the same promotion), and ValueError where `genotype`, what the trial's queued
+    parameters built, is not that network."""
+    first = trial.user_attrs[TrialAttr.PROMOTED_FROM]
+    trial.set_user_attr(TrialAttr.STATUS, Status.PROMOTED)
+    trials = study.get_trials(deepcopy=False)
+    twins = [t.number for t in trials if t.number < trial.number and t.state != TrialState.FAIL
+             and t.user_attrs.get(TrialAttr.PROMOTED_FROM) == first]
+    if twins:
+        trial.set_user_attr(TrialAttr.STATUS, Status.WITHDRAWN)
+        raise Withdrawn(f"trial {twins[0]} already trains trial {first}'s network again")
+    stopped = next(t for t in trials if t.number == first).user_attrs
+    if stopped.get(TrialAttr.GENOTYPE) != genotype:
+        raise ValueError(f"trial {first}'s parameters built {genotype}, "
+                         f"not its network {stopped.get(TrialAttr.GENOTYPE)}")
+    return float(stopped[TrialAttr.PRUNED_AT])
 
 
 def record_arch(trial: optuna.Trial, arch: Arch, store: Any) -> None:

@@ -171,11 +171,13 @@ def run_workers(search: Callable[..., Any], cfg: NasConfig, study: optuna.Study,
                 trials = study.get_trials(deepcopy=False)
                 counts = trial_counts(study)
                 best = max((t.user_attrs[TrialAttr.VAL_ACC] for t in trials if fully_trained(t)), default=0.0)
-                state = (min(counts["trained"], n_trials), best, counts["running"], counts["rejected"], counts["failed"])
+                state = (min(counts["trained"], n_trials), best, counts["running"], counts["promoted"],
+                         counts["rejected"], counts["failed"])
                 if state != shown:  # redrawn when something changed, not every second (logs, CI)
                     shown = state
                     bar.n = state[0]
-                    bar.set_postfix(best=f"{best:.4f}", running=counts["running"], rejected=counts["rejected"],
+                    bar.set_postfix(best=f"{best:.4f}", running=counts["running"],
+                                    promoted=counts["promoted"], rejected=counts["rejected"],
                                     failed=counts["failed"], refresh=False)
                     bar.refresh()
     except BaseException:
