@@ -3,6 +3,7 @@ run across rungs, and zero-cost pre-screening."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from pathlib import Path
@@ -300,6 +301,12 @@ def test_a_stopped_trial_is_promoted_later_once_its_rung_has_filled() -> None:
 
 
 def test_the_ladder_estimate_with_late_promotion_agrees_with_the_rule_played_out() -> None:
+    # By hand, keep 0.5, min_trials 2, 3 arrivals: the 1st goes on regardless; the 2nd at arrival
+    # if best of 2 (1/2), else later if the 3rd does not beat it (1/3), so 1/2 + 1/2 * 1/3; the 3rd
+    # if in the best ceil(3/2) = 2 of 3: 2/3. At arrival alone the 2nd goes on with 1/2.
+    one_rung = Halving((1,), keep=0.5, min_trials=2)
+    assert expected_reach(dataclasses.replace(one_rung, late=True), 3) == pytest.approx([3, 1 + 2 / 3 + 2 / 3])
+    assert expected_reach(one_rung, 3) == pytest.approx([3, 1 + 1 / 2 + 2 / 3])
     # As above, and each trial stopped at a rung is judged again after every later arrival there
     # (a worker frees about that often), going on once the rule promotes it among all measured.
     halving, draws = Halving((1, 2), keep=0.25, min_trials=4, screen_keep=0.15, late=True), 600

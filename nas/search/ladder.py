@@ -66,6 +66,8 @@ class Ladder:
         else:
             reach = expected_reach(halving, n_trials - references, references)
             about = f"about {', '.join(f'{r:.0f}' for r in reach)} reach each rung"
+            if halving.late:
+                about += " (stopped ones promoted later included, trained again from the start)"
             if halving.cap:
                 most = [float(m) for m in most_reaching(halving, n_trials - references, references)]
                 plan = (f"{about}, at most {', '.join(f'{m:.0f}' for m in most)} (a sampler that learns "
