@@ -153,7 +153,7 @@ def _late_going(arrivals: int, keep: float, references: int, min_trials: int, ca
     of the rung (the references, then ceil(keep * searched)) is filled by the end, and no more."""
     free = max(references, min_trials - 1)  # they go on regardless
     if cap:
-        return [float(min(n, max(min(n, free), references + math.ceil(keep * (n - references)))))
+        return [float(min(n, max(free, references + math.ceil(keep * (n - references)))))
                 for n in range(arrivals + 1)]
     gone_by = [0.0] * (arrivals + 1)  # expected number gone on once m have arrived
     for k in range(1, arrivals + 1):
