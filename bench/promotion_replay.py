@@ -69,12 +69,12 @@ class Rule:
 BUDGET_MFLOPS = 5.0
 RULES = [
     Rule(0.2, 0.2, note="the default until 2026-12-05"),
-    Rule(0.15, 0.25, note="the same, decided at arrival"),
+    Rule(0.2, 0.25, note="the default's shares, decided at arrival"),
     Rule(0.2, 0.2, late=True),
     Rule(0.15, 0.2, late=True),
-    Rule(0.15, 0.25, late=True, note="default"),
+    Rule(0.15, 0.25, late=True, note="the default on 2026-12-05 morning"),
     Rule(0.1, 0.25, late=True),
-    Rule(0.2, 0.25, late=True),
+    Rule(0.2, 0.25, late=True, note="default"),
     Rule(0.15, 0.33, late=True),
     *(Rule(screen, keep, cap=True, note="tried" if (screen, keep) == (0.4, 0.6) else "")
       for screen in (0.25, 0.33, 0.4) for keep in (0.5, 0.6)),
