@@ -305,7 +305,8 @@ def test_the_ladder_estimate_with_late_promotion_agrees_with_the_rule_played_out
     # if best of 2 (1/2), else later if the 3rd does not beat it (1/3), so 1/2 + 1/2 * 1/3; the 3rd
     # if in the best ceil(3/2) = 2 of 3: 2/3. At arrival alone the 2nd goes on with 1/2.
     one_rung = Halving((1,), keep=0.5, min_trials=2)
-    assert expected_reach(dataclasses.replace(one_rung, late=True), 3) == pytest.approx([3, 1 + 2 / 3 + 2 / 3])
+    late = dataclasses.replace(one_rung, late=True)
+    assert expected_reach(late, 3) == pytest.approx([3, 1 + 2 / 3 + 2 / 3])
     assert expected_reach(one_rung, 3) == pytest.approx([3, 1 + 1 / 2 + 2 / 3])
     # As above, and each trial stopped at a rung is judged again after every later arrival there
     # (a worker frees about that often), going on once the rule promotes it among all measured.

@@ -80,7 +80,8 @@ def test_budget_is_enforced_before_training(make_cfg, recorded_training) -> None
 
 
 def test_pareto_csv_is_exactly_the_nondominated_trained_trials(make_cfg) -> None:
-    # keep 0.01: after the first three, a trial goes on only with the best accuracy at the rung yet.
+    # keep 0.01: after the first three, a trial goes on only with the best accuracy at the rung yet
+    # (when it arrives, or later, trained again, once the rung would promote it).
     cfg = make_cfg("search.n_trials=6", "search.halving.keep=0.01")
     run_search(cfg, progress=False)
     study = _study(cfg)
